@@ -1,0 +1,5 @@
+import sys
+
+from adaptaug.cli import main
+
+sys.exit(main())

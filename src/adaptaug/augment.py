@@ -1,0 +1,87 @@
+"""``apply_plan``: the only code that runs augmentation kernels on data.
+
+A policy decides (``Policy.sample`` -> ``AugPlan``), this module executes. Splitting the two, as
+torchvision v2 (``make_params`` / ``transform``) and Kornia (``forward_parameters`` / ``forward(params=)``)
+do, makes every decision loggable, replayable and testable on its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from adaptaug.errors import ConfigError
+from adaptaug.ops.space import get_op
+
+NO_OP = -1  # op id meaning "nothing in this slot for this sample"
+
+
+@dataclass(frozen=True)
+class AugPlan:
+    """Per-sample decisions for one batch: ``S`` op slots applied in order.
+
+    ``op_ids[b, s]`` indexes ``ops`` (or is ``NO_OP``); ``magnitudes[b, s]`` is in that op's own units,
+    already signed. ``seed`` seeds the generator the kernels draw positions from (cutout centre, crop
+    offset), so the same plan always gives the same output.
+    """
+
+    ops: tuple[str, ...]
+    op_ids: torch.Tensor  # (B, S) int64
+    magnitudes: torch.Tensor  # (B, S) float32, op units
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.op_ids.shape != self.magnitudes.shape or self.op_ids.dim() != 2:
+            raise ConfigError(
+                f"plan op_ids {tuple(self.op_ids.shape)} and magnitudes {tuple(self.magnitudes.shape)} "
+                "must both be (batch, slots)"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        return self.op_ids.shape[0]
+
+    def to(self, device: torch.device | str) -> "AugPlan":
+        return replace(self, op_ids=self.op_ids.to(device), magnitudes=self.magnitudes.to(device))
+
+    @staticmethod
+    def concat(first: "AugPlan", second: "AugPlan") -> "AugPlan":
+        """Slots of ``first`` then slots of ``second`` (ids of ``second`` re-indexed into one vocabulary)."""
+        ops = first.ops + tuple(o for o in second.ops if o not in first.ops)
+        remap = torch.tensor([ops.index(o) for o in second.ops] + [NO_OP], dtype=torch.long,
+                             device=second.op_ids.device)
+        second_ids = remap[second.op_ids]  # NO_OP (-1) indexes the last entry, which is NO_OP
+        return AugPlan(
+            ops=ops,
+            op_ids=torch.cat([first.op_ids, second_ids], dim=1),
+            magnitudes=torch.cat([first.magnitudes, second.magnitudes], dim=1),
+            seed=first.seed,
+        )
+
+
+def apply_plan(images: torch.Tensor, plan: AugPlan) -> torch.Tensor:
+    """Apply ``plan`` to float images (B, C, H, W) in [0, 1] on their own device; returns a new tensor.
+
+    Ops are grouped: for each slot, each op in the plan's vocabulary runs once on the samples that chose it,
+    so the number of kernel launches is bounded by slots x ops, never by the batch size.
+    """
+    if images.dim() != 4:
+        raise ConfigError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    if plan.batch_size != images.shape[0]:
+        raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {images.shape[0]}")
+    op_ids = plan.op_ids.to(images.device)
+    mags = plan.magnitudes.to(images.device, images.dtype)
+    generator = torch.Generator(device=images.device).manual_seed(plan.seed)
+    out = images
+    specs = [get_op(name) for name in plan.ops]
+    for slot in range(op_ids.shape[1]):
+        ids = op_ids[:, slot]
+        present = torch.unique(ids).tolist()  # one sync per slot: which groups exist
+        for k in present:
+            if k == NO_OP or specs[k].name == "Identity":
+                continue
+            idx = (ids == k).nonzero().squeeze(1)
+            if out is images:
+                out = images.clone()
+            out[idx] = specs[k].fn(out[idx], mags[idx, slot], generator).to(out.dtype)
+    return out

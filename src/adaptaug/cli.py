@@ -1,0 +1,110 @@
+"""Command line: ``adaptaug train ...``. ``main(argv) -> int`` so tests call it directly."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from adaptaug import __version__
+from adaptaug.errors import AdaptaugError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise AdaptaugError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from adaptaug.policies import POLICIES
+    from adaptaug.rewards import REWARDS
+    from adaptaug.tasks import TASKS
+
+    parser = _Parser(prog="adaptaug", description="Adaptive data augmentation with AugNet.")
+    parser.add_argument("--version", action="version", version=f"adaptaug {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors (any position)")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    tr = sub.add_parser("train", help="train one model under one policy (default command)")
+    tr.add_argument("--task", default="digits", choices=list(TASKS), help="default: digits (embedded)")
+    tr.add_argument("--data", default=None, help="local data path (IDX folder, image-folder tree)")
+    tr.add_argument("--policy", default="augnet", choices=list(POLICIES))
+    tr.add_argument("--epochs", type=_positive_int, default=50, help="upper bound; early stopping (default 50)")
+    tr.add_argument("--batch-size", type=_positive_int, default=64)
+    tr.add_argument("--lr", type=_positive_float, default=5e-4, help="Adam learning rate (default 5e-4)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    tr.add_argument("--out", default=None, help="run directory (default: a new folder under runs/)")
+    tr.add_argument("--patience", type=_positive_int, default=3)
+    tr.add_argument("--limit", type=_positive_int, default=None, help="use a stratified subset of N train images")
+    tr.add_argument("--reward", default="alignment", choices=list(REWARDS), help="AugNet's reward")
+    tr.add_argument("--augnet-lr", type=_positive_float, default=0.01)
+    tr.add_argument("--frozen-augnet", action="store_true", help="AugNet without learning (ablation)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from adaptaug.config import TrainConfig
+    from adaptaug.policies.augnet import AugNetConfig
+    from adaptaug.train import train
+
+    config = TrainConfig(task=args.task, data=args.data, policy=args.policy, epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
+                         patience=args.patience, limit=args.limit,
+                         augnet=AugNetConfig(lr=args.augnet_lr, reward=args.reward, learn=not args.frozen_augnet))
+    result = train(config, progress=not args.no_progress)
+    print(json.dumps(result.metrics, indent=2))
+    print(f"run written to {result.run_dir}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = ("train",)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
+        argv = ["train", *argv]  # `adaptaug` alone trains on the embedded default
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "train":
+            return _train(args)
+        build_parser().print_help()
+        return EXIT_BAD_INPUT
+    except (AdaptaugError, FloatingPointError) as err:
+        if debug:
+            raise
+        print(f"adaptaug: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("adaptaug: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

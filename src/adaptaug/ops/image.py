@@ -1,0 +1,369 @@
+"""Batched image ops, registered at import time (modality ``"image"``).
+
+The vocabulary and magnitude ranges follow AutoAugment (Cubuk et al., CVPR 2019), RandAugment
+(Cubuk et al., NeurIPS-W 2020; ``range`` = torchvision's ``RandAugment`` space) and TrivialAugment
+(Müller & Hutter, ICCV 2021; ``wide_range`` = torchvision's ``TrivialAugmentWide`` space). Photometric
+ops follow PIL / torchvision semantics; Cutout is DeVries & Taylor (2017).
+
+Every kernel is ``fn(images (B, C, H, W) float in [0, 1], magnitude (B,) signed op units, generator)``
+and returns a tensor of the same shape, dtype and device, clamped to [0, 1]. Each sample uses its own
+magnitude; nothing loops over the batch. The only randomness besides the magnitude (Cutout centre,
+CropPad offset) is drawn from ``generator``.
+
+Choices that differ from torchvision's RandAugment / TrivialAugmentWide:
+- Shear is about the image centre (torchvision shears about the top-left corner, as PIL does), so a
+  sheared image does not drift sideways; rotation and shear use bilinear sampling (torchvision's default
+  there is nearest).
+- TranslateX/Y's wide range is half the image (TrivialAugmentWide's 32 px is the whole of a CIFAR image).
+- Solarize inverts pixels strictly above the threshold, so magnitude 0 (threshold 1) is the identity.
+- Posterize and Equalize quantise to 8 bits by rounding, not truncating, float pixels.
+- Equalize also equalises images under ~256 pixels (8x8 digits), which PIL leaves unchanged.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import kornia
+import torch
+from torch import Tensor
+
+from adaptaug.errors import DataError
+from adaptaug.ops.space import OpSpec, register_op
+
+# The 14 ops of torchvision's RandAugment, in its order.
+RANDAUGMENT_OPS: tuple[str, ...] = (
+    "Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
+    "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize",
+)
+# Ops that mirror the image; tasks whose classes are not mirror-symmetric (digits) exclude them.
+GEOMETRIC_FLIP_OPS: tuple[str, ...] = ("FlipLR",)
+
+# ITU-R 601-2 luma, the weights PIL's convert("L") and torchvision's rgb_to_grayscale use.
+_LUMA = (0.2989, 0.587, 0.114)
+
+ImageKernel = Callable[[Tensor, Tensor, torch.Generator], Tensor]
+
+
+def _check(images: Tensor, magnitude: Tensor) -> None:
+    if images.dim() != 4:
+        raise DataError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise DataError(f"images must be float in [0, 1], got dtype {images.dtype}")
+    if magnitude.shape != (images.shape[0],):
+        raise DataError(f"magnitude must be ({images.shape[0]},), one per sample, got {tuple(magnitude.shape)}")
+
+
+def _kernel(body: Callable[[Tensor, Tensor, torch.Generator], Tensor]) -> ImageKernel:
+    """Validate, run ``body`` in float32 for half inputs (bilinear warps and 8-bit LUTs need the
+    precision), clamp to [0, 1] and hand back the input's dtype."""
+
+    def fn(images: Tensor, magnitude: Tensor, generator: torch.Generator) -> Tensor:
+        _check(images, magnitude)
+        work = images.float() if images.dtype in (torch.float16, torch.bfloat16) else images
+        mag = magnitude.to(device=work.device, dtype=work.dtype)
+        return body(work, mag, generator).clamp(0.0, 1.0).to(images.dtype)
+
+    fn.__name__ = body.__name__
+    fn.__doc__ = body.__doc__
+    return fn
+
+
+def _per_sample(v: Tensor) -> Tensor:
+    return v.view(-1, 1, 1, 1)  # (B,) -> (B, 1, 1, 1), broadcasts over C, H, W
+
+
+def _grayscale(images: Tensor) -> Tensor:
+    if images.shape[1] == 1:
+        return images
+    if images.shape[1] != 3:
+        raise DataError(f"colour ops need 1 or 3 channels, got {images.shape[1]}")
+    r, g, b = images.unbind(1)
+    return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)  # (B, 1, H, W)
+
+
+def _blend(images: Tensor, degenerate: Tensor, factor: Tensor) -> Tensor:
+    # PIL ImageEnhance / torchvision _blend: factor 0 gives the degenerate image, 1 the input.
+    # Written as f * x + (1 - f) * d (torchvision's form) so factor 1 returns the input bit for bit.
+    f = _per_sample(factor)
+    return f * images + (1 - f) * degenerate
+
+
+# ----------------------------------------------------------------------------------------------------
+# Geometry
+
+
+def _warp(images: Tensor, forward: Tensor, changed: Tensor) -> Tensor:
+    """Warp by per-sample source->destination pixel matrices ``forward`` (B, 2, 3), zero fill.
+
+    Samples whose ``changed`` is False come back bit-exact (the identity warp is only exact up to rounding).
+    """
+    _, _, h, w = images.shape
+    # align_corners=True: kornia normalises pixel coords [0, W-1] to [-1, 1], so pixel centres map exactly.
+    warped = kornia.geometry.transform.warp_affine(
+        images, forward, dsize=(h, w), mode="bilinear", padding_mode="zeros", align_corners=True
+    )
+    return torch.where(_per_sample(changed), warped, images)
+
+
+def _centred(images: Tensor, linear: Tensor) -> Tensor:
+    """(B, 2, 2) linear maps about the image centre -> (B, 2, 3) affine pixel matrices."""
+    _, _, h, w = images.shape
+    centre = images.new_tensor([(w - 1) / 2, (h - 1) / 2])  # (x, y) in pixels
+    offset = centre - linear @ centre  # (B, 2): keeps the centre fixed
+    return torch.cat([linear, offset.unsqueeze(-1)], dim=-1)
+
+
+def _shear(images: Tensor, mag: Tensor, axis: int) -> Tensor:
+    # Forward map x' = x - m * y (ShearX), as PIL's AFFINE data (1, m, 0, 0, 1, 0) and torchvision's
+    # shear=atan(m) give, but about the centre.
+    linear = torch.eye(2, dtype=images.dtype, device=images.device).repeat(mag.shape[0], 1, 1)  # (B, 2, 2)
+    linear[:, axis, 1 - axis] = -mag
+    return _warp(images, _centred(images, linear), mag != 0)
+
+
+@_kernel
+def shear_x(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Shear along x by factor ``mag`` (x' = x - mag * (y - cy))."""
+    return _shear(images, mag, axis=0)
+
+
+@_kernel
+def shear_y(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Shear along y by factor ``mag`` (y' = y - mag * (x - cx))."""
+    return _shear(images, mag, axis=1)
+
+
+@_kernel
+def rotate(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Rotate by ``mag`` degrees about the centre, counter-clockwise for positive (torchvision)."""
+    rad = torch.deg2rad(mag)
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    # Counter-clockwise on screen with y pointing down: (1, 0) -> (cos, -sin).
+    linear = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # (B, 2, 2)
+    return _warp(images, _centred(images, linear), mag != 0)
+
+
+def _reflect(index: Tensor, size: int) -> Tensor:
+    """Mirror out-of-range indices back into [0, size) (numpy/torch 'reflect': edge not repeated);
+    periodic, so shifts larger than the image still land inside."""
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * (size - 1)
+    r = index.remainder(period)
+    return torch.where(r > size - 1, period - r, r)
+
+
+def _shift(images: Tensor, dy: Tensor, dx: Tensor, reflect: bool) -> Tensor:
+    """Move content by integer (dy, dx) pixels per sample (B,) each: down/right for positive.
+
+    Gathers through per-sample index maps, so it is exact (no resampling) and loop-free. Outside the
+    image is filled with 0, or mirrored when ``reflect``.
+    """
+    b, c, h, w = images.shape
+    rows = torch.arange(h, device=images.device).unsqueeze(0) - dy.unsqueeze(1)  # (B, H) source row
+    cols = torch.arange(w, device=images.device).unsqueeze(0) - dx.unsqueeze(1)  # (B, W) source column
+    if reflect:
+        rows_in, cols_in = _reflect(rows, h), _reflect(cols, w)
+    else:
+        rows_in, cols_in = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
+    out = images.gather(2, rows_in.view(b, 1, h, 1).expand(b, c, h, w))
+    out = out.gather(3, cols_in.view(b, 1, 1, w).expand(b, c, h, w))
+    if not reflect:
+        inside = ((rows >= 0) & (rows < h)).view(b, 1, h, 1) & ((cols >= 0) & (cols < w)).view(b, 1, 1, w)
+        out = torch.where(inside, out, torch.zeros((), dtype=out.dtype, device=out.device))
+    return out
+
+
+@_kernel
+def translate_x(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Move content right by ``mag`` x width pixels (truncated to whole pixels, as torchvision's int())."""
+    dx = torch.trunc(mag * images.shape[3]).long()
+    return _shift(images, torch.zeros_like(dx), dx, reflect=False)
+
+
+@_kernel
+def translate_y(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Move content down by ``mag`` x height pixels (truncated to whole pixels)."""
+    dy = torch.trunc(mag * images.shape[2]).long()
+    return _shift(images, dy, torch.zeros_like(dy), reflect=False)
+
+
+@_kernel
+def crop_pad(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Reflect-pad by p = round(mag) pixels, crop back at a random offset: a shift in [-p, p]^2."""
+    p = mag.round().clamp(min=0)  # (B,)
+    # Always two draws per sample, whatever p is, so the generator stream does not depend on magnitudes.
+    u = torch.rand((images.shape[0], 2), generator=generator, device=images.device, dtype=torch.float32)
+    span = (2 * p + 1).unsqueeze(1).float()  # (B, 1) number of offsets per axis
+    offset = torch.minimum(torch.floor(u * span), span - 1)  # (B, 2) uniform in {0, ..., 2p}
+    d = (offset - p.unsqueeze(1).float()).long()  # (B, 2) shift in [-p, p]
+    return _shift(images, d[:, 0], d[:, 1], reflect=True)
+
+
+@_kernel
+def flip_lr(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Mirror left-right."""
+    return images.flip(-1)
+
+
+@_kernel
+def cutout(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Fill a square of side round(mag x min(H, W)) with 0.5 grey; centre uniform, clipped at borders."""
+    b, _, h, w = images.shape
+    side = torch.round(mag.clamp(min=0) * min(h, w)).long()  # (B,) pixels
+    u = torch.rand((b, 2), generator=generator, device=images.device, dtype=torch.float32)
+    cy = torch.floor(u[:, 0] * h).long().clamp(max=h - 1)
+    cx = torch.floor(u[:, 1] * w).long().clamp(max=w - 1)
+    # Same box as DeVries & Taylor's reference: [c - side // 2, c - side // 2 + side).
+    y0, x0 = (cy - side // 2).unsqueeze(1), (cx - side // 2).unsqueeze(1)  # (B, 1)
+    ys = torch.arange(h, device=images.device).unsqueeze(0)  # (1, H)
+    xs = torch.arange(w, device=images.device).unsqueeze(0)
+    in_rows = (ys >= y0) & (ys < y0 + side.unsqueeze(1))  # (B, H)
+    in_cols = (xs >= x0) & (xs < x0 + side.unsqueeze(1))  # (B, W)
+    box = in_rows.view(b, 1, h, 1) & in_cols.view(b, 1, 1, w)  # (B, 1, H, W)
+    return torch.where(box, torch.full((), 0.5, dtype=images.dtype, device=images.device), images)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Colour
+
+
+@_kernel
+def brightness(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """PIL Brightness: blend with black, i.e. images x (1 + mag). (kornia's adjust_brightness adds.)"""
+    return images * _per_sample(1 + mag)
+
+
+@_kernel
+def color(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """PIL Color: blend with the grayscale image, factor 1 + mag; identity on 1-channel images.
+    (kornia's adjust_saturation scales HSV saturation, which is not the same.)"""
+    if images.shape[1] == 1:
+        return images
+    return _blend(images, _grayscale(images), 1 + mag)
+
+
+@_kernel
+def contrast(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """PIL Contrast: blend with the mean of the grayscale image, factor 1 + mag.
+    (kornia's adjust_contrast multiplies by the factor instead.)"""
+    mean = _grayscale(images).mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+    return _blend(images, mean, 1 + mag)
+
+
+@_kernel
+def sharpness(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """PIL Sharpness: blend with the 3x3 SMOOTH-filtered image (borders kept), factor 1 + mag."""
+    if images.shape[2] < 3 or images.shape[3] < 3:
+        return images  # every pixel is a border pixel, which PIL leaves unchanged
+    sharp = kornia.enhance.sharpness(images, 1 + mag)  # batched, per-sample factor, same as torchvision
+    return torch.where(_per_sample(mag == 0), images, sharp)  # kornia's blend is only exact up to rounding
+
+
+def _to_levels(images: Tensor) -> Tensor:
+    return torch.round(images.clamp(0.0, 1.0) * 255)  # exact integers 0..255 as floats
+
+
+@_kernel
+def posterize(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Drop the low round(mag) bits of each 8-bit level."""
+    removed = mag.round().clamp(0, 8)
+    step = _per_sample(torch.exp2(removed))  # (B, 1, 1, 1) = 2 ** bits removed
+    posterized = torch.floor(_to_levels(images) / step) * step / 255
+    # 0 bits removed returns the input itself, not its 8-bit rounding, so level 0 is a true identity.
+    return torch.where(_per_sample(removed == 0), images, posterized)
+
+
+@_kernel
+def solarize(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Invert pixels above threshold 1 - mag. Strictly above, so mag 0 is the identity; torchvision and
+    kornia invert at >= threshold, which differs only for pixels exactly at the threshold."""
+    threshold = _per_sample(1 - mag)
+    return torch.where(images > threshold, 1 - images, images)
+
+
+@_kernel
+def auto_contrast(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Stretch each channel of each sample to [0, 1]; constant channels are left as they are."""
+    low = images.amin(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+    high = images.amax(dim=(2, 3), keepdim=True)
+    flat = high <= low
+    scale = torch.where(flat, torch.ones_like(high), 1 / (high - low).clamp(min=1e-12))
+    return (images - torch.where(flat, torch.zeros_like(low), low)) * scale
+
+
+@_kernel
+def equalize(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """PIL ImageOps.equalize per sample and channel on the rounded 8-bit levels, batched.
+
+    PIL's LUT is lut[i] = (step // 2 + #pixels below level i) // step with the integer
+    step = (#pixels - #pixels at the top level) // 255, and it leaves a channel unchanged when step is 0,
+    i.e. on any image under ~256 pixels (every 8x8 digit). There we use the exact fractional step instead,
+    so tiny images are equalised too; wherever PIL's step is >= 1 the result is PIL's.
+    (kornia 0.9's equalize is batched and PIL-exact, but keeps PIL's no-op on small images and truncates
+    x * 255 instead of rounding.)
+    """
+    b, c, h, w = images.shape
+    levels = _to_levels(images).flatten(0, 1).flatten(1)  # (B*C, H*W) 8-bit levels as floats
+    index = levels.long()
+    count_dtype = torch.float64 if images.dtype == torch.float64 else torch.float32  # counts exact to 2**24
+    hist = torch.zeros(b * c, 256, dtype=count_dtype, device=images.device)
+    hist.scatter_add_(1, index, torch.ones_like(levels, dtype=count_dtype))  # (B*C, 256)
+    top = torch.where(hist > 0, torch.arange(256, device=images.device), 0).amax(1, keepdim=True)
+    below_top = hist.sum(1, keepdim=True) - hist.gather(1, top)  # (B*C, 1) pixels under the top level
+    step = torch.floor(below_top / 255)
+    step = torch.where(step >= 1, step, below_top / 255)  # fractional step where PIL's would be 0
+    below = hist.cumsum(1) - hist  # (B*C, 256) pixels strictly below each level
+    half = torch.where(step >= 1, torch.floor(step / 2), step / 2)  # PIL's n = step // 2
+    lut = torch.floor((half + below) / step.clamp(min=1e-12)).clamp(max=255)  # (B*C, 256)
+    out = lut.gather(1, index).to(images.dtype) / 255
+    # One level only (below_top == 0): unchanged, as PIL.
+    out = torch.where(below_top > 0, out, images.flatten(0, 1).flatten(1))
+    return out.view(b, c, h, w)
+
+
+@_kernel
+def identity(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
+    """Return the input (as a new tensor)."""
+    return images.clone()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Registry: range = torchvision RandAugment (num_bins 31 -> level 1), wide_range = TrivialAugmentWide.
+
+_ENHANCE = dict(range=(0.0, 0.9), wide_range=(0.0, 0.99), signed=True)
+
+for _spec in (
+    OpSpec("Identity", "image", identity, has_magnitude=False, doc="no change"),
+    OpSpec("ShearX", "image", shear_x, range=(0.0, 0.3), wide_range=(0.0, 0.99), signed=True,
+           doc="shear factor along x, about the centre"),
+    OpSpec("ShearY", "image", shear_y, range=(0.0, 0.3), wide_range=(0.0, 0.99), signed=True,
+           doc="shear factor along y, about the centre"),
+    # torchvision: 150/331 of the size; TrivialAugmentWide's 32 px would be the whole CIFAR image, so
+    # the wide space stops at half of it.
+    OpSpec("TranslateX", "image", translate_x, range=(0.0, 0.45), wide_range=(0.0, 0.5), signed=True,
+           doc="shift right by a fraction of the width"),
+    OpSpec("TranslateY", "image", translate_y, range=(0.0, 0.45), wide_range=(0.0, 0.5), signed=True,
+           doc="shift down by a fraction of the height"),
+    OpSpec("Rotate", "image", rotate, range=(0.0, 30.0), wide_range=(0.0, 135.0), signed=True,
+           doc="degrees, counter-clockwise for positive"),
+    OpSpec("Brightness", "image", brightness, **_ENHANCE, doc="factor 1 + m, blend with black"),
+    OpSpec("Color", "image", color, **_ENHANCE, doc="factor 1 + m, blend with grayscale"),
+    OpSpec("Contrast", "image", contrast, **_ENHANCE, doc="factor 1 + m, blend with the grayscale mean"),
+    OpSpec("Sharpness", "image", sharpness, **_ENHANCE, doc="factor 1 + m, blend with the smoothed image"),
+    OpSpec("Posterize", "image", posterize, range=(0.0, 4.0), wide_range=(0.0, 6.0),
+           doc="bits removed from 8-bit levels"),
+    OpSpec("Solarize", "image", solarize, range=(0.0, 1.0), wide_range=(0.0, 1.0),
+           doc="1 - threshold; pixels above the threshold are inverted"),
+    OpSpec("AutoContrast", "image", auto_contrast, has_magnitude=False, identity_at_zero=False,
+           doc="per-channel min-max stretch"),
+    OpSpec("Equalize", "image", equalize, has_magnitude=False, identity_at_zero=False,
+           doc="per-channel histogram equalisation (PIL)"),
+    OpSpec("Cutout", "image", cutout, range=(0.0, 0.5), wide_range=(0.0, 0.5),
+           doc="grey square, side as a fraction of min(H, W)"),
+    OpSpec("FlipLR", "image", flip_lr, has_magnitude=False, identity_at_zero=False, doc="mirror left-right"),
+    OpSpec("CropPad", "image", crop_pad, range=(0.0, 4.0), wide_range=(0.0, 4.0),
+           doc="reflect-pad by m pixels, random crop back"),
+):
+    register_op(_spec)
+del _spec

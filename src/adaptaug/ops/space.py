@@ -1,0 +1,113 @@
+"""The op registry: every augmentation is data, ``name -> OpSpec``.
+
+AugNet, RandAugment (Cubuk et al. 2020) and TrivialAugment (Müller & Hutter 2021) all draw from the same
+registry, so adding an op is one ``register_op`` call. A policy never calls a kernel directly: it emits an
+``AugPlan`` and ``adaptaug.augment.apply_plan`` runs the kernels.
+
+Magnitudes: a policy picks a *level* in [0, 1] per sample; ``OpSpec.magnitude`` maps it into the op's own
+units (degrees, pixels fraction, enhancement delta ...) over ``range`` (RandAugment's standard space) or
+``wide_range`` (TrivialAugment-wide's space), and flips the sign per sample when ``signed``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from adaptaug.errors import ConfigError
+
+# fn(data, magnitude[B], generator) -> data. Image kernels take float images (B, C, H, W) in [0, 1].
+# Randomness that is not the magnitude (cutout centre, crop offset) comes only from ``generator``.
+Kernel = Callable[..., object]
+
+MODALITIES = ("image", "text", "tagging")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    modality: str  # "image" | "text" | "tagging"
+    fn: Kernel = field(repr=False)
+    range: tuple[float, float] = (0.0, 0.0)  # op units at level 0 and level 1 (standard space)
+    wide_range: tuple[float, float] | None = None  # TrivialAugment-wide space; None = same as range
+    signed: bool = False  # the sign of the magnitude is drawn per sample (rotate left or right ...)
+    identity_at_zero: bool = True  # level 0 returns the input unchanged
+    has_magnitude: bool = True  # False for Identity, FlipLR, AutoContrast, Equalize
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ConfigError(f"op {self.name!r}: modality must be one of {MODALITIES}, got {self.modality!r}")
+
+    def magnitude(self, level: torch.Tensor, sign: torch.Tensor | None = None, wide: bool = False) -> torch.Tensor:
+        """Map levels in [0, 1] (shape (B,)) to magnitudes in op units; ``sign`` is +-1 per sample."""
+        low, high = self.wide_range if (wide and self.wide_range is not None) else self.range
+        mag = low + level * (high - low)
+        if self.signed and sign is not None:
+            mag = mag * sign
+        return mag
+
+
+OP_REGISTRY: dict[str, OpSpec] = {}
+
+
+def register_op(spec: OpSpec) -> OpSpec:
+    if spec.name in OP_REGISTRY:
+        raise ConfigError(f"op {spec.name!r} is already registered")
+    OP_REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_op(name: str) -> OpSpec:
+    _ensure_builtin_ops()
+    try:
+        return OP_REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown op {name!r}; known ops: {', '.join(sorted(OP_REGISTRY))}") from None
+
+
+def list_ops(modality: str | None = None) -> list[str]:
+    _ensure_builtin_ops()
+    return [n for n, s in OP_REGISTRY.items() if modality is None or s.modality == modality]
+
+
+@dataclass(frozen=True)
+class OpSpace:
+    """An ordered set of ops a policy chooses among (op ids in a plan index into ``names``)."""
+
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise ConfigError("an op space needs at least one op")
+        for n in self.names:
+            get_op(n)  # validates the name
+        if len(set(self.names)) != len(self.names):
+            raise ConfigError(f"op space has repeated ops: {self.names}")
+
+    @property
+    def specs(self) -> tuple[OpSpec, ...]:
+        return tuple(get_op(n) for n in self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise ConfigError(f"op {name!r} is not in this op space {self.names}") from None
+
+    @classmethod
+    def of(cls, names: Sequence[str]) -> "OpSpace":
+        return cls(tuple(names))
+
+
+def _ensure_builtin_ops() -> None:
+    # Importing the kernel modules registers the built-in ops (once).
+    from adaptaug.ops import image  # noqa: F401
+    try:
+        from adaptaug.ops import text, tagging  # noqa: F401
+    except ImportError:  # text ops are added by the text-task modules when present
+        pass

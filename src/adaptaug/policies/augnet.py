@@ -1,0 +1,349 @@
+"""AugNet: a small MLP that reads the primary model's performance and chooses the augmentation.
+
+State: ``adaptaug.feedback.STATE_FEATURES`` (training/probe loss and accuracy, generalisation gap, loss
+trend, progress, its own entropy). Output: a distribution over the op space and, per op, over magnitude
+bins. Every sample of a batch draws its own op and magnitude from that one distribution (varied batches,
+batch-level policy). Learning: REINFORCE with a per-step batch baseline (or a running baseline for
+round-level rewards), an entropy bonus and a uniform floor against collapse, on a small buffer of recent
+(state, action, advantage) transitions, every ``update_every`` steps. Heads start at zero, so an untrained
+AugNet is TrivialAugment-wide with continuous levels: learning is measured against that.
+
+Sources: REINFORCE (Williams 1992); per-sample gradient-alignment credit (Ren et al. 2018); per-sample
+adaptive policies (MADAug, Hou et al. ICCV 2023; AdaAugment, Yang et al. 2024). See docs/augnet.md.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from adaptaug.augment import AugPlan, apply_plan
+from adaptaug.errors import ConfigError
+from adaptaug.feedback import STATE_FEATURES, FeedbackTracker
+from adaptaug.ops.space import OpSpace
+from adaptaug.policies.base import Policy, draw_seed, make_plan, random_signs
+from adaptaug.rewards import Reward, RoundData, StepRecord, get_reward
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, targets) -> (B,) per-sample loss
+
+
+@dataclass
+class AugNetConfig:
+    lr: float = 0.01  # the seed's value for AugNet's Adam
+    hidden: tuple[int, int] = (64, 32)  # the seed's MLP
+    num_bins: int = 10  # magnitude bins per op; a level is drawn uniformly inside its bin
+    update_every: int = 4  # steps per round: one probe forward + policy update per round
+    minibatch: int = 32  # transitions per policy-gradient step (the seed's value)
+    updates_per_round: int = 1  # policy-gradient steps per round (more collapses the policy at lr 0.01)
+    buffer_size: int = 512  # recent transitions kept (about two rounds at batch 64)
+    entropy_coef: float = 0.01  # bonus on the op and magnitude entropies, against early collapse
+    uniform_floor: float = 0.1  # share of uniform sampling mixed into the distributions
+    probe_size: int = 256  # validation-probe samples (carved from the validation split, never test)
+    reward: str = "alignment"  # alignment | val-drop | adversarial (see adaptaug.rewards)
+    wide: bool = True  # magnitude ranges of TrivialAugment-wide
+    learn: bool = True  # False: frozen at initialisation (a uniform random policy, for ablations)
+
+    def __post_init__(self) -> None:
+        for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"AugNet {name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"AugNet lr must be > 0, got {self.lr}")
+        if not 0 <= self.uniform_floor < 1:
+            raise ConfigError(f"AugNet uniform_floor must be in [0, 1), got {self.uniform_floor}")
+
+
+class AugNet(nn.Module):
+    """MLP state -> (op logits (N, K), magnitude-bin logits (N, K, M)); heads start at zero (uniform)."""
+
+    def __init__(self, num_features: int, num_ops: int, num_bins: int, hidden: Sequence[int] = (64, 32)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = num_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.op_head = nn.Linear(width, num_ops)
+        self.magnitude_head = nn.Linear(width, num_ops * num_bins)
+        for head in (self.op_head, self.magnitude_head):
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.num_ops, self.num_bins = num_ops, num_bins
+
+    def forward(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(state)
+        op_logits = self.op_head(h)  # (N, K) one logit per op
+        mag_logits = self.magnitude_head(h).view(-1, self.num_ops, self.num_bins)  # (N, K, M)
+        return op_logits, mag_logits
+
+
+def default_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample correctness for multi-class logits (B, C) or one binary logit (B,) / (B, 1)."""
+    if logits.dim() == 1 or logits.shape[-1] == 1:
+        return ((logits.reshape(-1) > 0).long() == targets.reshape(-1).long()).float()
+    return (logits.argmax(-1) == targets).float()
+
+
+class AugNetPolicy(Policy):
+    """The adaptive policy. Use ``attach`` once, then ``sample``/``__call__`` and ``observe`` every step."""
+
+    name = "augnet"
+    learns = True
+
+    def __init__(self, space: OpSpace, num_classes: int, total_steps: int, config: AugNetConfig | None = None,
+                 generator: torch.Generator | None = None, base: Policy | None = None) -> None:
+        super().__init__(generator, base)
+        self.space, self.config = space, config or AugNetConfig()
+        self.reward: Reward = get_reward(self.config.reward)
+        self.net = AugNet(len(STATE_FEATURES), len(space), self.config.num_bins, self.config.hidden)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
+        self.tracker = FeedbackTracker(num_classes, total_steps)
+        self.has_magnitude = torch.tensor([s.has_magnitude for s in space.specs])
+        self.trace: list[dict[str, float]] = []
+        self.runtime_s = 0.0  # AugNet's own cost: sampling, feedback, probe, updates
+        self._model: nn.Module | None = None
+        self._pending: list[StepRecord] = []
+        self._last_actions: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._buffer: dict[str, torch.Tensor] = {}
+        self._baseline: tuple[float, float] | None = None  # running mean/var of round-level rewards
+        self._probe_loss: float | None = None
+        self._state = self.tracker.state()
+        self._refresh_distribution()
+
+    # ----------------------------------------------------------------------------------------- wiring
+    def attach(self, model: nn.Module, loss_fn: LossFn, probe_inputs: torch.Tensor | tuple,
+               probe_targets: torch.Tensor, head: nn.Module | None = None,
+               accuracy_fn: LossFn = default_accuracy) -> "AugNetPolicy":
+        """Connect the primary model. ``head`` is its last linear layer (default ``model.classifier``);
+        ``probe_*`` is a small held-out batch (validation data, never test), inputs as ``model(*inputs)``."""
+        head = head if head is not None else getattr(model, "classifier", None)
+        if self.reward.needs_gradients and not isinstance(head, nn.Linear):
+            raise ConfigError("AugNet's alignment reward needs the model's last nn.Linear: pass head=... "
+                              "or give the model a `classifier` attribute")
+        self._model, self.loss_fn, self.accuracy_fn = model, loss_fn, accuracy_fn
+        inputs = probe_inputs if isinstance(probe_inputs, tuple) else (probe_inputs,)
+        n = min(self.config.probe_size, len(probe_targets))
+        self._probe = (tuple(x[:n] for x in inputs), probe_targets[:n])
+        self._features: torch.Tensor | None = None
+        if head is not None:
+            head.register_forward_hook(self._capture_features)
+        return self
+
+    def _capture_features(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        self._features = args[0].detach()
+
+    # ----------------------------------------------------------------------------------------- acting
+    def _refresh_distribution(self) -> None:
+        with torch.no_grad():
+            op_logits, mag_logits = self.net(self._state.unsqueeze(0))
+        self._op_probs = self._with_floor(op_logits[0].softmax(-1))  # (K,)
+        self._mag_probs = self._with_floor(mag_logits[0].softmax(-1))  # (K, M)
+
+    def _with_floor(self, probs: torch.Tensor) -> torch.Tensor:
+        eps = self.config.uniform_floor
+        return (1 - eps) * probs + eps / probs.shape[-1]
+
+    @property
+    def op_probabilities(self) -> dict[str, float]:
+        return dict(zip(self.space.names, self._op_probs.tolist()))
+
+    def _sample(self, batch_size: int) -> AugPlan:
+        start = time.perf_counter()
+        g, m = self.generator, self.config.num_bins
+        op_idx = torch.multinomial(self._op_probs, batch_size, replacement=True, generator=g)  # (B,)
+        bins = torch.multinomial(self._mag_probs[op_idx], 1, generator=g).squeeze(1)  # (B,)
+        levels = (bins.float() + torch.rand(batch_size, generator=g)) / m  # uniform inside the bin
+        signs = random_signs((batch_size,), g)
+        self._last_actions = (op_idx, bins)
+        plan = make_plan(self.space, op_idx[:, None], levels[:, None], signs[:, None],
+                         seed=draw_seed(g), wide=self.config.wide)
+        self.runtime_s += time.perf_counter() - start
+        return plan
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """Sample a plan for this batch and apply it (image convenience for custom loops)."""
+        self._clean_inputs = images
+        return apply_plan(images, self.sample(images.shape[0]))
+
+    # ----------------------------------------------------------------------------------------- feedback
+    def observe(self, logits: torch.Tensor, targets: torch.Tensor, clean_inputs: Any = None, **_: Any) -> None:
+        """Feedback from the step that trained on the last sampled plan: its logits and targets."""
+        if self._model is None:
+            raise ConfigError("call AugNetPolicy.attach(model, loss_fn, probe_inputs, probe_targets) first")
+        if self._last_actions is None:
+            raise ConfigError("observe() was called without a sample() before it")
+        start = time.perf_counter()
+        op_idx, bins = self._last_actions
+        self._last_actions = None
+        features = self._features
+        record = StepRecord(op_idx=op_idx, bins=bins)
+        with torch.enable_grad():
+            logits_d = logits.detach().requires_grad_(True)
+            loss = self.loss_fn(logits_d, targets)  # (B,)
+            grad_logits = torch.autograd.grad(loss.sum(), logits_d)[0] if self.reward.needs_gradients else None
+        record.loss = loss.detach()
+        if self.reward.needs_gradients:
+            record.grad_logits, record.features, record.sample_of_row = _rows(grad_logits, features)
+        if self.reward.needs_clean_loss:
+            clean = clean_inputs if clean_inputs is not None else getattr(self, "_clean_inputs", None)
+            if clean is None:
+                raise ConfigError("the adversarial reward needs the clean inputs: observe(..., clean_inputs=x)")
+            with torch.no_grad():
+                clean = clean if isinstance(clean, tuple) else (clean,)
+                record.clean_loss = self.loss_fn(self._model(*clean), targets)
+        self.tracker.add_batch(record.loss, self.accuracy_fn(logits.detach(), targets))
+        self._pending.append(record)
+        if len(self._pending) >= self.config.update_every:
+            self._round()
+        self.runtime_s += time.perf_counter() - start
+
+    def _run_probe(self) -> tuple[float, float, torch.Tensor | None, torch.Tensor | None]:
+        model = self._model
+        was_training = model.training
+        model.eval()  # no dropout: the probe measures the model, not the noise
+        inputs, targets = self._probe
+        try:
+            with torch.no_grad():
+                logits = model(*inputs)
+            features = self._features
+        finally:
+            model.train(was_training)
+        with torch.enable_grad():
+            logits_d = logits.detach().requires_grad_(True)
+            loss = self.loss_fn(logits_d, targets)
+            grad = torch.autograd.grad(loss.sum(), logits_d)[0] if self.reward.needs_gradients else None
+        acc = self.accuracy_fn(logits, targets).float().mean()
+        if self.reward.needs_gradients:
+            grad, features, _ = _rows(grad, features)
+        return float(loss.detach().mean()), float(acc), grad, features
+
+    def _round(self) -> None:
+        if self._probe_loss is None:  # first round: no "before" yet, take it as the reference
+            self._probe_loss = self._run_probe()[0]
+        before = self._probe_loss
+        probe_loss, probe_acc, probe_grad, probe_features = self._run_probe()
+        if not math.isfinite(probe_loss):
+            raise FloatingPointError(f"validation-probe loss is {probe_loss}; the primary model diverged")
+        self._probe_loss = probe_loss
+        steps, self._pending = self._pending, []
+        data = RoundData(steps, before, probe_loss, probe_grad, probe_features)
+        raw = self.reward(data)
+        advantages = self._advantages(raw, steps)
+        if self.config.learn:
+            self._store(steps, advantages)
+            self._update()
+        entropy = float(-(self._op_probs * self._op_probs.log()).sum() / math.log(len(self.space)))
+        self.tracker.close_round(probe_loss, probe_acc, entropy)
+        self._state = self.tracker.state()
+        self._refresh_distribution()
+        mean_reward = float(torch.cat([r.float().cpu() for r in raw]).mean()) if isinstance(raw, list) else float(raw)
+        self._log(mean_reward, probe_loss, probe_acc, entropy)
+
+    def _advantages(self, raw: list[torch.Tensor] | torch.Tensor, steps: list[StepRecord]) -> torch.Tensor:
+        """Advantages for every transition of the round, flattened in step order: per-step standardisation
+        (per-sample rewards: the batch mean is the baseline) or a running baseline (round-level rewards)."""
+        if self.reward.per_sample:
+            advantages = []
+            for r in raw:
+                r = r.detach().float().cpu()
+                if not torch.isfinite(r).all():
+                    raise FloatingPointError("AugNet's reward is NaN or inf; the primary model diverged")
+                std = r.std() if r.numel() > 1 else torch.tensor(0.0)
+                # a constant reward (or a batch of one) teaches nothing
+                advantages.append((r - r.mean()) / std if std > 1e-8 else torch.zeros_like(r))
+            return torch.cat(advantages)
+        r = float(raw)
+        if not math.isfinite(r):
+            raise FloatingPointError("AugNet's reward is NaN or inf; the primary model diverged")
+        if self._baseline is None:
+            self._baseline = (r, 0.0)
+        mean, var = self._baseline
+        adv = (r - mean) / math.sqrt(var) if var > 0 else 0.0
+        self._baseline = (mean + 0.1 * (r - mean), 0.9 * var + 0.1 * (r - mean) ** 2)
+        return torch.full((sum(s.op_idx.shape[0] for s in steps),), adv)
+
+    def _store(self, steps: list[StepRecord], advantages: torch.Tensor) -> None:
+        n = sum(s.op_idx.shape[0] for s in steps)
+        new = {
+            "state": self._state.expand(n, -1),
+            "op": torch.cat([s.op_idx.cpu() for s in steps]),
+            "bin": torch.cat([s.bins.cpu() for s in steps]),
+            "advantage": advantages,
+        }
+        cap = self.config.buffer_size
+        self._buffer = {k: torch.cat([self._buffer[k], v])[-cap:] if self._buffer else v[-cap:]
+                        for k, v in new.items()}
+
+    def _update(self) -> None:
+        buf, cfg = self._buffer, self.config
+        n = buf["op"].shape[0]
+        for _ in range(cfg.updates_per_round):
+            idx = torch.randint(0, n, (min(cfg.minibatch, n),), generator=self.generator)
+            op_logits, mag_logits = self.net(buf["state"][idx])
+            op_probs = self._with_floor(op_logits.softmax(-1))  # (N, K)
+            ops = buf["op"][idx]
+            mag_probs = self._with_floor(mag_logits[torch.arange(len(idx)), ops].softmax(-1))  # (N, M)
+            log_prob = op_probs.gather(1, ops[:, None]).log().squeeze(1)
+            mag_log_prob = mag_probs.gather(1, buf["bin"][idx][:, None]).log().squeeze(1)
+            log_prob = log_prob + torch.where(self.has_magnitude[ops], mag_log_prob, torch.zeros_like(mag_log_prob))
+            entropy = -(op_probs * op_probs.log()).sum(-1) - (mag_probs * mag_probs.log()).sum(-1)
+            loss = -(buf["advantage"][idx] * log_prob).mean() - cfg.entropy_coef * entropy.mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+
+    def _log(self, reward: float, probe_loss: float, probe_acc: float, entropy: float) -> None:
+        centres = (torch.arange(self.config.num_bins) + 0.5) / self.config.num_bins
+        mean_levels = (self._mag_probs * centres).sum(-1)  # (K,) expected level per op
+        row: dict[str, float] = {"step": self.tracker.step, "reward": reward, "probe_loss": probe_loss,
+                                 "probe_acc": probe_acc, "entropy": entropy}
+        row.update({f"p_{n}": float(p) for n, p in zip(self.space.names, self._op_probs)})
+        row.update({f"m_{n}": float(m) for n, m in zip(self.space.names, mean_levels)})
+        self.trace.append(row)
+
+    # ----------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(
+            net=self.net.state_dict(), optimizer=self.optimizer.state_dict(),
+            tracker=self.tracker.state_dict(), buffer=dict(self._buffer), baseline=self._baseline,
+            probe_loss=self._probe_loss, state=self._state, trace=list(self.trace), runtime_s=self.runtime_s,
+            pending=[{k: v for k, v in vars(s).items()} for s in self._pending],
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.tracker.load_state_dict(state["tracker"])
+        self._buffer = dict(state["buffer"])
+        self._baseline = tuple(state["baseline"]) if state["baseline"] is not None else None
+        self._probe_loss, self._state = state["probe_loss"], state["state"]
+        self.trace, self.runtime_s = list(state["trace"]), state["runtime_s"]
+        self._pending = [StepRecord(**s) for s in state["pending"]]
+        self._refresh_distribution()
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"ops={len(self.space)}, reward={self.reward.name!r}, lr={c.lr}, update_every={c.update_every}, "
+                f"bins={c.num_bins}, learn={c.learn}")
+
+
+def _rows(grad_logits: torch.Tensor, features: torch.Tensor | None
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Flatten (B, C) / (B,) / (B, T, C) gradients and matching features to rows (N, C), (N, d)."""
+    if features is None:
+        raise ConfigError("no features were captured from the model's last linear layer")
+    if grad_logits.dim() == 1:
+        grad_logits = grad_logits[:, None]
+    if grad_logits.dim() == 2:
+        return grad_logits, features.reshape(grad_logits.shape[0], -1), None
+    batch, tokens = grad_logits.shape[:2]
+    sample_of_row = torch.arange(batch, device=grad_logits.device).repeat_interleave(tokens)
+    return grad_logits.reshape(batch * tokens, -1), features.reshape(batch * tokens, -1), sample_of_row

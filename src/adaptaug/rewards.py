@@ -1,0 +1,104 @@
+"""Rewards AugNet learns from. Pluggable: a reward maps one round of feedback to a number per transition.
+
+- ``alignment`` (default): per sample, the dot product of that augmented sample's last-layer gradient with
+  the validation probe's mean last-layer gradient: a first-order estimate of how much one step on it lowers
+  the probe loss (Ren et al. 2018, "Learning to Reweight Examples"; GAR, Müller et al. 2021). Each sample's
+  op and magnitude get their own credit, and it costs O(B x C x d).
+- ``val-drop``: the drop of the probe loss across the round (the seed's idea); one number per round, noisy.
+- ``adversarial``: augmented minus clean loss per sample, squashed with tanh (Zhang et al., Adversarial
+  AutoAugment, ICLR 2020); pushes towards harder samples.
+Measured on an MNIST subset with a label-destroying op added (DESIGN.md): ``alignment`` drives that op's
+probability to ~0.03 from 0.17 within ~500 steps, ``val-drop`` does not move it; hence the default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+
+from adaptaug.errors import ConfigError
+
+
+@dataclass
+class StepRecord:
+    """What one training step left for AugNet (all detached, on the model's device)."""
+
+    op_idx: torch.Tensor  # (B,) AugNet's op per sample
+    bins: torch.Tensor  # (B,) magnitude bin per sample
+    grad_logits: torch.Tensor | None = None  # (N, C) d loss_i / d logits, N = B or B*T tokens
+    features: torch.Tensor | None = None  # (N, d) input of the last linear layer
+    sample_of_row: torch.Tensor | None = None  # (N,) which sample each row belongs to (tokens -> sentence)
+    loss: torch.Tensor | None = None  # (B,) per-sample loss on the augmented input
+    clean_loss: torch.Tensor | None = None  # (B,) per-sample loss on the clean input (adversarial only)
+
+
+@dataclass
+class RoundData:
+    steps: list[StepRecord]
+    probe_loss_before: float
+    probe_loss_after: float
+    probe_grad_logits: torch.Tensor | None = None  # (Nv, C)
+    probe_features: torch.Tensor | None = None  # (Nv, d)
+    extras: dict = field(default_factory=dict)
+
+
+class Reward(Protocol):
+    name: str
+    per_sample: bool  # True: standardised within each step's batch; False: one number per round
+    needs_gradients: bool
+    needs_clean_loss: bool
+
+    def __call__(self, round_data: RoundData) -> list[torch.Tensor] | torch.Tensor:
+        """Per-sample rewards, one (B_step,) tensor per step (batches may differ in size), or a 0-dim
+        tensor for a round-level reward."""
+
+
+class AlignmentReward:
+    name, per_sample, needs_gradients, needs_clean_loss = "alignment", True, True, False
+
+    def __call__(self, round_data: RoundData) -> list[torch.Tensor]:
+        dz_v, h_v = round_data.probe_grad_logits, round_data.probe_features
+        if dz_v is None or h_v is None:
+            raise ConfigError("the alignment reward needs the probe's last-layer gradients and features")
+        g_weight = dz_v.T.float() @ h_v.float() / dz_v.shape[0]  # (C, d) mean probe gradient of W
+        g_bias = dz_v.float().mean(0)  # (C,) mean probe gradient of b
+        rewards = []
+        for rec in round_data.steps:
+            dz, h = rec.grad_logits.float(), rec.features.float()
+            per_row = ((dz @ g_weight) * h).sum(-1) + dz @ g_bias  # (N,) <grad_i, grad_probe>
+            if rec.sample_of_row is not None:
+                per_row = torch.zeros(rec.op_idx.shape[0], device=per_row.device).index_add_(
+                    0, rec.sample_of_row, per_row)
+            rewards.append(per_row)
+        return rewards
+
+
+class ValDropReward:
+    name, per_sample, needs_gradients, needs_clean_loss = "val-drop", False, False, False
+
+    def __call__(self, round_data: RoundData) -> torch.Tensor:
+        return torch.tensor(round_data.probe_loss_before - round_data.probe_loss_after)
+
+
+class AdversarialReward:
+    name, per_sample, needs_gradients, needs_clean_loss = "adversarial", True, False, True
+
+    def __call__(self, round_data: RoundData) -> list[torch.Tensor]:
+        return [torch.tanh(r.loss - r.clean_loss) for r in round_data.steps]
+
+
+REWARDS: dict[str, Callable[[], Reward]] = {
+    "alignment": AlignmentReward,
+    "val-drop": ValDropReward,
+    "adversarial": AdversarialReward,
+}
+
+
+def get_reward(name: str | Reward) -> Reward:
+    if not isinstance(name, str):
+        return name
+    try:
+        return REWARDS[name]()
+    except KeyError:
+        raise ConfigError(f"unknown reward {name!r}; known rewards: {', '.join(REWARDS)}") from None

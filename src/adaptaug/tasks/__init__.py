@@ -1,0 +1,30 @@
+"""Task registry: ``build_task(name, data=...)`` -> a Task the training loop runs."""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from adaptaug.errors import ConfigError
+from adaptaug.tasks.base import Task
+
+
+def _image_task(name: str) -> Callable[..., Task]:
+    def build(data: str | os.PathLike | None, val_size: float | int, seed: int, limit: int | None) -> Task:
+        from adaptaug.data import load_image_task
+        from adaptaug.tasks.image import ImageTask
+        return ImageTask(load_image_task(name, data, val_size=val_size, seed=seed, limit=limit))
+    return build
+
+
+TASKS: dict[str, Callable[..., Task]] = {name: _image_task(name) for name in ("digits", "mnist", "cifar10",
+                                                                              "imagefolder")}
+
+
+def build_task(name: str, data: str | os.PathLike | None = None, *, val_size: float | int = 0.1, seed: int = 0,
+               limit: int | None = None) -> Task:
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+    return TASKS[name](data, val_size, seed, limit)
+
+
+__all__ = ["TASKS", "Task", "build_task"]

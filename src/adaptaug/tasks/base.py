@@ -1,0 +1,68 @@
+"""What a task plugs into the one training loop: data, a model, an op space, a loss and metrics."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from adaptaug.augment import AugPlan
+from adaptaug.ops.space import OpSpace
+
+Inputs = tuple[torch.Tensor, ...]  # what the model takes: model(*inputs)
+Batch = tuple[Inputs, torch.Tensor]  # (inputs, targets)
+
+
+class Task(ABC):
+    name: str
+    num_classes: int  # classes (or tags) the loss scale refers to
+    op_space: OpSpace  # ops AugNet, RandAugment and TrivialAugment choose among
+    splits = ("train", "val", "test")
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """A fresh primary model; its last linear layer is ``model.classifier``."""
+
+    @abstractmethod
+    def base_policy(self, generator: torch.Generator) -> Any:
+        """The standard fixed augmentation (crop+flip for images, EDA for text), or a NoAugment."""
+
+    @abstractmethod
+    def size(self, split: str) -> int: ...
+
+    @abstractmethod
+    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """Batches on ``self.device``; shuffled when a generator is given, in order otherwise."""
+
+    @abstractmethod
+    def augment(self, inputs: Inputs, plan: AugPlan) -> Inputs: ...
+
+    @abstractmethod
+    def loss_fn(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss (B,)."""
+
+    @abstractmethod
+    def accuracy_fn(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-sample accuracy (B,) in [0, 1]."""
+
+    @abstractmethod
+    def metrics(self, logits: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str, float]:
+        """Split-level metrics from all batches: at least ``accuracy`` and ``f1``."""
+
+    def probe(self, size: int, generator: torch.Generator) -> Batch:
+        """A fixed seeded sample of the validation split for AugNet's probe (never the test split)."""
+        n = self.size("val")
+        index = torch.randperm(n, generator=generator)[: min(size, n)]
+        return self.gather("val", index)
+
+    @abstractmethod
+    def gather(self, split: str, index: torch.Tensor) -> Batch: ...
+
+    def to(self, device: torch.device) -> "Task":
+        self.device = device
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {"task": self.name, "num_classes": self.num_classes, "ops": list(self.op_space.names),
+                **{f"num_{s}": self.size(s) for s in self.splits}}

@@ -1,0 +1,167 @@
+"""The one training loop every task and policy goes through.
+
+Per step: the policy samples a plan, ``task.augment`` applies it, the model takes an Adam step, and the
+policy observes the logits (AugNet learns there). Per epoch: validation, early stopping on validation
+loss (best weights restored). ``train`` returns results and writes files; it prints nothing itself
+beyond an optional progress bar.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from adaptaug import __version__
+from adaptaug.config import TrainConfig
+from adaptaug.errors import ConfigError
+from adaptaug.evaluate import evaluate
+from adaptaug.io import write_csv, write_json
+from adaptaug.policies import build_policy
+from adaptaug.tasks import Task, build_task
+
+
+@dataclass
+class RunResult:
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    trace: list[dict[str, float]]
+    run_dir: Path | None
+    model: torch.nn.Module = field(repr=False)
+    config: TrainConfig = field(repr=False)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every global RNG once per run (dropout and init use torch's; nothing here uses the others)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available here")
+    return device
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path("runs") / f"{config.task}-{config.policy}-s{config.seed}-{stamp}"
+
+
+def train(config: TrainConfig, *, task: Task | None = None, progress: bool = True,
+          write: bool = True) -> RunResult:
+    """Train one model under one policy; write config.json, history.csv, trace.csv, metrics.json, model.pt."""
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    if task is None:
+        task = build_task(config.task, config.data, val_size=config.val_size, seed=config.seed, limit=config.limit)
+    task.to(device)
+    model = task.build_model().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps_per_epoch = math.ceil(task.size("train") / config.batch_size)
+    policy_gen = torch.Generator().manual_seed(config.seed + 1)
+    data_gen = torch.Generator().manual_seed(config.seed + 2)
+    policy = build_policy(config.policy, task, config.epochs * steps_per_epoch, policy_gen, config.augnet)
+    if policy.learns:
+        probe_inputs, probe_targets = task.probe(config.augnet.probe_size, torch.Generator().manual_seed(config.seed + 3))
+        policy.attach(model, task.loss_fn, probe_inputs, probe_targets, accuracy_fn=task.accuracy_fn)
+
+    run_dir = Path(config.out) if config.out else default_run_dir(config)
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", {"version": __version__, "device": str(device), **config.to_dict(),
+                                             "task_info": task.describe(), "policy_repr": repr(policy)})
+
+    times = dict.fromkeys(("data", "augment", "model", "validation"), 0.0)
+    history: list[dict[str, float]] = []
+    best_loss, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
+    train_start = time.perf_counter()
+    bar = tqdm(range(1, config.epochs + 1), desc=f"{config.task}/{config.policy}", unit="epoch",
+               disable=not progress, leave=True)
+    for epoch in bar:
+        epoch_start = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct_sum = torch.zeros((), device=device)
+        t = time.perf_counter()
+        for inputs, targets in task.batches("train", config.batch_size, data_gen):
+            t1 = time.perf_counter()
+            plan = policy.sample(targets.shape[0])
+            augmented = task.augment(inputs, plan)
+            t2 = time.perf_counter()
+            logits = model(*augmented)
+            per_sample = task.loss_fn(logits, targets)
+            loss = per_sample.mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += per_sample.detach().sum()
+            correct_sum += task.accuracy_fn(logits.detach(), targets).sum()
+            t3 = time.perf_counter()
+            policy.observe(logits=logits, targets=targets, clean_inputs=inputs)
+            t4 = time.perf_counter()
+            times["data"] += t1 - t
+            times["augment"] += t2 - t1
+            times["model"] += t3 - t2
+            times["augment"] += t4 - t3  # AugNet's part is separated below from its own clock
+            t = time.perf_counter()
+        train_loss = float(loss_sum) / task.size("train")
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}; try a lower --lr")
+        t = time.perf_counter()
+        val = evaluate(model, task, "val", prefix="val")
+        times["validation"] += time.perf_counter() - t
+        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": float(correct_sum) / task.size("train"),
+               **{k: v for k, v in val.items() if not k.endswith(("_per_second", "_runtime"))},
+               "epoch_seconds": round(time.perf_counter() - epoch_start, 4)}
+        history.append(row)
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_loss=f"{val['val_loss']:.3f}",
+                        val_acc=f"{val['val_accuracy']:.3f}")
+        if val["val_loss"] < best_loss:
+            best_loss, best_epoch, bad_epochs = val["val_loss"], epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+        if write:
+            write_csv(run_dir / "history.csv", history)
+            write_csv(run_dir / "trace.csv", getattr(policy, "trace", []))
+        if bad_epochs >= config.patience:
+            break
+    bar.close()
+    train_runtime = time.perf_counter() - train_start
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+    augnet_runtime = float(getattr(policy, "runtime_s", 0.0))
+    metrics = evaluate(model, task, "test")
+    metrics.update({
+        "epoch": float(len(history)),
+        "best_epoch": best_epoch,
+        "train_runtime": round(train_runtime, 4),
+        "augnet_runtime": round(augnet_runtime, 4),
+        "augnet_overhead_percent": round(100 * augnet_runtime / train_runtime, 3) if train_runtime else 0.0,
+        "data_runtime": round(times["data"], 4),
+        "augment_runtime": round(times["augment"] - augnet_runtime, 4),
+        "model_runtime": round(times["model"], 4),
+        "validation_runtime": round(times["validation"], 4),
+    })
+    if write:
+        torch.save(model.state_dict(), run_dir / "model.pt")
+        write_csv(run_dir / "trace.csv", getattr(policy, "trace", []))
+        write_json(run_dir / "metrics.json", metrics)
+    return RunResult(metrics, history, list(getattr(policy, "trace", [])), run_dir if write else None, model,
+                     config)

@@ -1,0 +1,128 @@
+"""AugNet learns from its reward: rigged rewards, a constant reward, and a label-destroying op on MNIST."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adaptaug.errors import ConfigError
+from adaptaug.ops.space import OpSpace, OpSpec, OP_REGISTRY, register_op
+from adaptaug.policies.augnet import AugNetConfig, AugNetPolicy
+from adaptaug.rewards import RoundData
+
+import pytest
+
+SPACE = OpSpace.of(["Identity", "Rotate", "TranslateX", "Brightness", "Contrast", "Cutout"])
+
+
+class PaysFor:
+    """A rigged per-sample reward: 1 for samples that got ``op``, 0 otherwise."""
+    name, per_sample, needs_gradients, needs_clean_loss = "rigged", True, False, False
+
+    def __init__(self, op: int | None):
+        self.op = op
+
+    def __call__(self, data: RoundData) -> list[torch.Tensor]:
+        if self.op is None:
+            return [torch.ones(s.op_idx.shape[0]) for s in data.steps]
+        return [(s.op_idx == self.op).float() for s in data.steps]
+
+
+def _digits_batches():
+    from sklearn.datasets import load_digits
+    x, y = load_digits(return_X_y=True)
+    images = torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8) / 16
+    return images, torch.tensor(y)
+
+
+def _run_policy(reward, rounds: int = 60, learn: bool = True, seed: int = 0):
+    torch.manual_seed(seed)
+    images, labels = _digits_batches()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU())
+    head = nn.Linear(32, 10)
+    net = nn.Sequential(model, head)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    config = AugNetConfig(update_every=4, learn=learn)
+    policy = AugNetPolicy(SPACE, 10, total_steps=rounds * 4, config=config,
+                          generator=torch.Generator().manual_seed(seed))
+    policy.reward = reward
+    loss_fn = lambda logits, y: F.cross_entropy(logits, y, reduction="none")  # noqa: E731
+    policy.attach(net, loss_fn, images[-200:], labels[-200:], head=head)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(rounds * 4):
+        idx = torch.randint(0, 1500, (64,), generator=g)
+        x = policy(images[idx])
+        logits = net(x)
+        loss = loss_fn(logits, labels[idx]).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        policy.observe(logits, labels[idx])
+    return policy
+
+
+def test_rigged_reward_raises_that_ops_probability():
+    target = SPACE.index("Brightness")
+    policy = _run_policy(PaysFor(target))
+    probs = policy.op_probabilities
+    assert probs["Brightness"] > 0.5, probs  # uniform is 1/6 ~ 0.17
+    assert len(policy.trace) == 60
+    # the trace shows the rise, not only the end point
+    assert policy.trace[-1]["p_Brightness"] > policy.trace[0]["p_Brightness"]
+
+
+def test_constant_reward_stays_near_uniform():
+    policy = _run_policy(PaysFor(None))
+    probs = torch.tensor(list(policy.op_probabilities.values()))
+    assert (probs - 1 / len(SPACE)).abs().max() < 0.03, probs
+
+
+def test_frozen_augnet_does_not_learn():
+    policy = _run_policy(PaysFor(SPACE.index("Brightness")), rounds=20, learn=False)
+    probs = torch.tensor(list(policy.op_probabilities.values()))
+    assert torch.allclose(probs, torch.full_like(probs, 1 / len(SPACE)))
+
+
+def test_same_seed_same_decisions():
+    a = _run_policy(PaysFor(2), rounds=10)
+    b = _run_policy(PaysFor(2), rounds=10)
+    assert a.trace == b.trace
+    plan_a, plan_b = a.sample(32), b.sample(32)
+    assert torch.equal(plan_a.op_ids, plan_b.op_ids) and torch.equal(plan_a.magnitudes, plan_b.magnitudes)
+
+
+def test_alignment_reward_prefers_ops_that_keep_the_label():
+    """Real learning signal: a label-destroying op loses probability under the default reward."""
+    if "TestBlank" not in OP_REGISTRY:  # flat grey: destroys the label completely
+        register_op(OpSpec("TestBlank", "image", lambda x, m, g: torch.full_like(x, 0.5), range=(0, 1)))
+    space = OpSpace.of(["Identity", "Rotate", "TranslateX", "Contrast", "TestBlank"])
+    torch.manual_seed(0)
+    images, labels = _digits_batches()
+    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(1024, 64), nn.ReLU())
+    head = nn.Linear(64, 10)
+    model = nn.Sequential(net, head)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    policy = AugNetPolicy(space, 10, total_steps=400, generator=torch.Generator().manual_seed(0))
+    loss_fn = lambda logits, y: F.cross_entropy(logits, y, reduction="none")  # noqa: E731
+    policy.attach(model, loss_fn, images[1500:], labels[1500:], head=head)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(400):
+        idx = torch.randint(0, 1500, (64,), generator=g)
+        logits = model(policy(images[idx]))
+        loss = loss_fn(logits, labels[idx]).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        policy.observe(logits, labels[idx])
+    p_blank = policy.op_probabilities["TestBlank"]
+    assert p_blank < 0.10, policy.op_probabilities  # uniform start: 0.20
+
+
+def test_observe_before_attach_is_a_clear_error():
+    policy = AugNetPolicy(SPACE, 10, total_steps=10)
+    policy.sample(4)
+    with pytest.raises(ConfigError, match="attach"):
+        policy.observe(torch.zeros(4, 10), torch.zeros(4, dtype=torch.long))
+
+
+def test_unknown_reward_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown reward 'nope'"):
+        AugNetPolicy(SPACE, 10, total_steps=10, config=AugNetConfig(reward="nope"))

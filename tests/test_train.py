@@ -1,0 +1,130 @@
+"""End to end: the one training loop, the CLI, reproducibility, the README's library example."""
+import csv
+import json
+
+import pytest
+import torch
+
+from adaptaug.cli import main
+from adaptaug.config import TrainConfig
+from adaptaug.errors import ConfigError
+from adaptaug.train import train
+
+RUNTIME_KEYS = ("runtime", "per_second", "overhead")
+
+
+def _stable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not any(t in k for t in RUNTIME_KEYS)}
+
+
+def test_digits_augnet_learns_and_is_reproducible(tmp_path):
+    config = TrainConfig(task="digits", policy="augnet", epochs=12, seed=3, out=str(tmp_path / "a"))
+    first = train(config, progress=False)
+    assert first.metrics["eval_accuracy"] > 0.90
+    again = train(TrainConfig(task="digits", policy="augnet", epochs=12, seed=3, out=str(tmp_path / "b")),
+                  progress=False)
+    assert _stable(first.metrics) == _stable(again.metrics)
+    assert first.trace == again.trace or all(
+        _stable(a) == _stable(b) for a, b in zip(first.trace, again.trace))
+    other = train(TrainConfig(task="digits", policy="augnet", epochs=2, seed=4), progress=False, write=False)
+    assert other.metrics["eval_loss"] != first.metrics["eval_loss"]
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    # a high learning rate makes validation loss rise early, so patience 1 stops the run
+    result = train(TrainConfig(task="digits", policy="none", epochs=30, lr=2e-2, patience=1, seed=0),
+                   progress=False, write=False)
+    history = result.history
+    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    assert result.metrics["best_epoch"] == best + 1
+    assert len(history) == best + 2  # stopped one epoch after the best (patience 1)
+    assert result.metrics["epoch"] == len(history)
+
+
+@pytest.mark.parametrize("policy", ["none", "standard", "randaugment", "trivialaugment"])
+def test_every_fixed_policy_trains(policy):
+    result = train(TrainConfig(task="digits", policy=policy, epochs=2, seed=0), progress=False, write=False)
+    assert 0.0 < result.metrics["eval_accuracy"] <= 1.0
+    assert result.metrics["augnet_runtime"] == 0.0
+    assert result.trace == []
+
+
+def test_cli_writes_the_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "2", "--out", str(out), "--no-progress", "--seed", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("eval_loss", "eval_accuracy", "eval_f1", "eval_runtime", "eval_samples_per_second",
+                "eval_steps_per_second", "epoch", "train_runtime", "augnet_runtime"):
+        assert key in metrics, key
+    assert metrics == json.loads(capsys.readouterr().out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "digits" and config["policy"] == "augnet" and config["seed"] == 1
+    assert "version" in config
+    history = list(csv.DictReader(open(out / "history.csv")))
+    assert [int(r["epoch"]) for r in history] == [1, 2]
+    trace = list(csv.DictReader(open(out / "trace.csv")))
+    assert trace and "p_Identity" in trace[0] and "m_Rotate" in trace[0] and "reward" in trace[0]
+    probs = [float(v) for k, v in trace[-1].items() if k.startswith("p_")]
+    assert abs(sum(probs) - 1) < 1e-4
+    state = torch.load(out / "model.pt", weights_only=True)
+    assert "classifier.weight" in state
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--policy", "magic"], "invalid choice: 'magic'"),
+    (["train", "--task", "nope"], "invalid choice: 'nope'"),
+    (["train", "--epochs", "0"], "expected a positive integer, got '0'"),
+    (["train", "--lr", "-1"], "expected a positive number, got '-1'"),
+    (["train", "--batch-size", "x"], "expected a positive integer, got 'x'"),
+    (["train", "--task", "mnist", "--data", "/nonexistent/mnist"], "does not exist"),
+    (["train", "--device", "cuda:7"] if not torch.cuda.is_available() else ["train", "--device", "tpu"], "device"),
+])
+def test_cli_bad_input_is_one_clear_line(argv, message, capsys, tmp_path):
+    assert main(argv + ["--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("adaptaug: error:") and message in err[0], err
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="epochs must be a positive integer"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match="learning rate must be > 0"):
+        TrainConfig(lr=float("nan"))
+    with pytest.raises(ConfigError, match="unknown config keys: colour"):
+        TrainConfig.from_dict({"colour": 1})
+
+
+def test_readme_library_example_runs():
+    """The ten-line AugNet loop from README.md, on real digits, with a model of the user's own."""
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+    from torch import nn
+
+    from adaptaug import AugNetPolicy, OpSpace
+    from adaptaug.ops.image import RANDAUGMENT_OPS
+
+    torch.manual_seed(0)
+    x, y = load_digits(return_X_y=True)
+    x = torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8) / 16
+    y = torch.tensor(y)
+    x_val, y_val = x[1500:], y[1500:]
+    loader = [(x[i:i + 64], y[i:i + 64]) for i in range(0, 1500, 64)]
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+    epochs = 3
+
+    policy = AugNetPolicy(OpSpace.of(RANDAUGMENT_OPS), num_classes=10, total_steps=epochs * len(loader),
+                          generator=torch.Generator().manual_seed(0))
+    loss_fn = lambda logits, y: F.cross_entropy(logits, y, reduction="none")  # noqa: E731
+    policy.attach(model, loss_fn, x_val[:256], y_val[:256], head=model[-1])
+    for _ in range(epochs):
+        for xb, yb in loader:
+            logits = model(policy(xb))
+            loss = loss_fn(logits, yb).mean()
+            optimizer.zero_grad(); loss.backward(); optimizer.step()  # noqa: E702
+            policy.observe(logits, yb)
+
+    assert len(policy.trace) == epochs * len(loader) // 4
+    accuracy = (model(x_val).argmax(1) == y_val).float().mean()
+    assert accuracy > 0.8
