@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--reward", default="alignment", choices=list(REWARDS), help="AugNet's reward")
     tr.add_argument("--augnet-lr", type=_positive_float, default=0.01)
     tr.add_argument("--frozen-augnet", action="store_true", help="AugNet without learning (ablation)")
+    tr.add_argument("--resume", metavar="RUN_DIR", default=None,
+                    help="continue an interrupted run from its last checkpoint (other options are ignored)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -69,8 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     from adaptaug.config import TrainConfig
     from adaptaug.policies.augnet import AugNetConfig
-    from adaptaug.train import train
+    from adaptaug.train import resume, train
 
+    if args.resume:
+        result = resume(args.resume, progress=not args.no_progress)
+        print(json.dumps(result.metrics, indent=2))
+        print(f"run written to {result.run_dir}", file=sys.stderr)
+        return 0
     config = TrainConfig(task=args.task, data=args.data, policy=args.policy, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
                          patience=args.patience, limit=args.limit,
@@ -99,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AdaptaugError, FloatingPointError) as err:
         if debug:
             raise
-        print(f"adaptaug: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split())  # one line, whatever the error text holds
+        print(f"adaptaug: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("adaptaug: interrupted", file=sys.stderr)

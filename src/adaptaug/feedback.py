@@ -79,8 +79,8 @@ class FeedbackTracker:
         return torch.tensor(values, dtype=torch.float32).clamp(-5, 5)
 
     def state_dict(self) -> dict:
-        # called at round boundaries, where the accumulators are empty
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        # includes the accumulators of an unfinished round, so a resumed run continues it exactly
+        return dict(vars(self))
 
     def load_state_dict(self, state: dict) -> None:
         vars(self).update(state)

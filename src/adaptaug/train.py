@@ -8,6 +8,8 @@ beyond an optional progress bar.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import math
 import random
 import time
@@ -20,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adaptaug import __version__
+from adaptaug.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError
 from adaptaug.evaluate import evaluate
@@ -62,9 +65,31 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.task}-{config.policy}-s{config.seed}-{stamp}"
 
 
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    """The TrainConfig a run directory was made with (its config.json)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory: config.json is missing")
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig.from_dict({k: v for k, v in saved.items() if k in fields})
+
+
+def resume(run_dir: str | Path, *, progress: bool = True) -> RunResult:
+    """Continue a run from its last checkpoint; same numbers as a run never interrupted (on the CPU)."""
+    config = load_run_config(run_dir)
+    config.out = str(run_dir)
+    load_checkpoint(Path(run_dir))  # fail now, before loading data, if there is none
+    return train(config, progress=progress, resume_from=Path(run_dir))
+
+
 def train(config: TrainConfig, *, task: Task | None = None, progress: bool = True,
-          write: bool = True) -> RunResult:
-    """Train one model under one policy; write config.json, history.csv, trace.csv, metrics.json, model.pt."""
+          write: bool = True, resume_from: Path | None = None) -> RunResult:
+    """Train one model under one policy; write config.json, history.csv, trace.csv, metrics.json, model.pt
+    and, after every epoch, checkpoint.pt (see ``resume``)."""
     seed_everything(config.seed)
     device = resolve_device(config.device)
     if task is None:
@@ -81,7 +106,7 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
         policy.attach(model, task.loss_fn, probe_inputs, probe_targets, accuracy_fn=task.accuracy_fn)
 
     run_dir = Path(config.out) if config.out else default_run_dir(config)
-    if write:
+    if write and resume_from is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", {"version": __version__, "device": str(device), **config.to_dict(),
                                              "task_info": task.describe(), "policy_repr": repr(policy)})
@@ -89,9 +114,21 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
     times = dict.fromkeys(("data", "augment", "model", "validation"), 0.0)
     history: list[dict[str, float]] = []
     best_loss, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
+    first_epoch, stopped, elapsed_before = 1, False, 0.0
+    if resume_from is not None:
+        ckpt = load_checkpoint(resume_from)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        policy.load_state_dict(ckpt["policy"])
+        data_gen.set_state(ckpt["data_generator"])
+        set_rng_state(ckpt["rng"])
+        history, times = list(ckpt["history"]), dict(ckpt["times"])
+        best_loss, best_state = ckpt["best_loss"], ckpt["best_state"]
+        best_epoch, bad_epochs, stopped = ckpt["best_epoch"], ckpt["bad_epochs"], ckpt["stopped"]
+        first_epoch, elapsed_before = ckpt["epoch"] + 1, ckpt["elapsed"]
     train_start = time.perf_counter()
-    bar = tqdm(range(1, config.epochs + 1), desc=f"{config.task}/{config.policy}", unit="epoch",
-               disable=not progress, leave=True)
+    epochs = range(first_epoch, config.epochs + 1) if not stopped else range(0)
+    bar = tqdm(epochs, desc=f"{config.task}/{config.policy}", unit="epoch", disable=not progress, leave=True)
     for epoch in bar:
         epoch_start = time.perf_counter()
         model.train()
@@ -136,13 +173,20 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad_epochs += 1
+        stopped = bad_epochs >= config.patience
         if write:
             write_csv(run_dir / "history.csv", history)
             write_csv(run_dir / "trace.csv", getattr(policy, "trace", []))
-        if bad_epochs >= config.patience:
+            save_checkpoint(run_dir, {
+                "epoch": epoch, "stopped": stopped, "elapsed": elapsed_before + time.perf_counter() - train_start,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "policy": policy.state_dict(),
+                "data_generator": data_gen.get_state(), "rng": rng_state(), "history": history, "times": times,
+                "best_loss": best_loss, "best_state": best_state, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+            })
+        if stopped:
             break
     bar.close()
-    train_runtime = time.perf_counter() - train_start
+    train_runtime = elapsed_before + time.perf_counter() - train_start
     if best_state is not None:
         model.load_state_dict(best_state)
 
