@@ -7,6 +7,7 @@ do, makes every decision loggable, replayable and testable on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -85,3 +86,81 @@ def apply_plan(images: torch.Tensor, plan: AugPlan) -> torch.Tensor:
                 out = images.clone()
             out[idx] = specs[k].fn(out[idx], mags[idx, slot], generator).to(out.dtype)
     return out
+
+
+if TYPE_CHECKING:  # the type only: ops are registered lazily by get_op, not by importing this module
+    from adaptaug.ops.text import TextOpContext
+
+
+def apply_token_plan(ids: torch.Tensor, lengths: torch.Tensor, plan: AugPlan,
+                     context: "TextOpContext") -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply ``plan`` to right-padded token ids (B, T) with lengths (B,); returns new (ids, lengths).
+
+    The text twin of :func:`apply_plan`: grouped by op per slot (kernel launches bounded by slots x ops), the
+    kernels' randomness from one generator seeded by ``plan.seed``, so the same plan gives the same tokens.
+    ``context`` (:class:`adaptaug.ops.text.TextOpContext`) carries the pad/unk ids and the synonym table.
+    """
+    if ids.dim() != 2 or lengths.shape != ids.shape[:1]:
+        raise ConfigError(f"token ids must be (B, T) with lengths (B,), got {tuple(ids.shape)} and "
+                          f"{tuple(lengths.shape)}")
+    if plan.batch_size != ids.shape[0]:
+        raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {ids.shape[0]}")
+    op_ids = plan.op_ids.to(ids.device)
+    mags = plan.magnitudes.to(ids.device, torch.float32)
+    generator = torch.Generator(device=ids.device).manual_seed(plan.seed)
+    context = context.to(ids.device)
+    specs = [get_op(name) for name in plan.ops]
+    out_ids, out_lengths = ids, lengths
+    for slot in range(op_ids.shape[1]):
+        chosen = op_ids[:, slot]
+        for k in torch.unique(chosen).tolist():  # one sync per slot: which groups exist
+            if k == NO_OP or specs[k].name == "Identity":
+                continue
+            if specs[k].modality != "text":
+                raise ConfigError(f"op {specs[k].name!r} is a {specs[k].modality} op; token plans take text ops")
+            idx = (chosen == k).nonzero().squeeze(1)
+            if out_ids is ids:
+                out_ids, out_lengths = ids.clone(), lengths.clone()
+            new_ids, new_lengths = specs[k].fn(out_ids[idx], out_lengths[idx], mags[idx, slot], generator, context)
+            out_ids[idx], out_lengths[idx] = new_ids, new_lengths
+    return out_ids, out_lengths
+
+
+if TYPE_CHECKING:
+    from adaptaug.ops.tagging import TaggingContext
+
+
+def apply_tagging_plan(ids: torch.Tensor, tags: torch.Tensor, lengths: torch.Tensor, plan: AugPlan,
+                       context: "TaggingContext") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Apply ``plan`` to NER sentences: ids (B, T), tags (B, T) (padded with -100) and lengths (B,); returns
+    new (ids, tags, lengths) of the same shapes, tokens and tags changed together (Dai & Adel 2020 ops).
+
+    Grouped by op per slot as :func:`apply_plan`; randomness from one generator seeded by ``plan.seed``.
+    ``context`` (:class:`adaptaug.ops.tagging.TaggingContext`) carries the training tables the ops draw from.
+    Mention replacement may change lengths; results are cut at ``T``.
+    """
+    if ids.dim() != 2 or tags.shape != ids.shape or lengths.shape != ids.shape[:1]:
+        raise ConfigError(f"NER batches must be ids (B, T), tags (B, T) and lengths (B,), got "
+                          f"{tuple(ids.shape)}, {tuple(tags.shape)} and {tuple(lengths.shape)}")
+    if plan.batch_size != ids.shape[0]:
+        raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {ids.shape[0]}")
+    op_ids = plan.op_ids.to(ids.device)
+    mags = plan.magnitudes.to(ids.device, torch.float32)
+    generator = torch.Generator(device=ids.device).manual_seed(plan.seed)
+    context = context.to(ids.device)
+    specs = [get_op(name) for name in plan.ops]
+    out_ids, out_tags, out_lengths = ids, tags, lengths
+    for slot in range(op_ids.shape[1]):
+        chosen = op_ids[:, slot]
+        for k in torch.unique(chosen).tolist():  # one sync per slot: which groups exist
+            if k == NO_OP or specs[k].name == "Identity":
+                continue
+            if specs[k].modality != "tagging":
+                raise ConfigError(f"op {specs[k].name!r} has modality {specs[k].modality!r}; NER plans take "
+                                  "tagging ops")
+            idx = (chosen == k).nonzero().squeeze(1)
+            if out_ids is ids:
+                out_ids, out_tags, out_lengths = ids.clone(), tags.clone(), lengths.clone()
+            new = specs[k].fn(out_ids[idx], out_tags[idx], out_lengths[idx], mags[idx, slot], generator, context)
+            out_ids[idx], out_tags[idx], out_lengths[idx] = new
+    return out_ids, out_tags, out_lengths

@@ -7,9 +7,8 @@ exactly the numbers of the uninterrupted run.
 """
 from __future__ import annotations
 
-import os
+import io
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from adaptaug.errors import ConfigError
+from adaptaug.io import write_atomic
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT_VERSION = 1
@@ -45,15 +45,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     """Write ``run_dir/checkpoint.pt`` atomically: a kill at any moment leaves the previous one intact."""
-    path = Path(run_dir) / CHECKPOINT
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{CHECKPOINT}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT_VERSION, **state}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT_VERSION, **state}, buffer)
+    write_atomic(Path(run_dir) / CHECKPOINT, buffer.getvalue())
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any]:

@@ -64,7 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--frozen-augnet", action="store_true", help="AugNet without learning (ablation)")
     tr.add_argument("--resume", metavar="RUN_DIR", default=None,
                     help="continue an interrupted run from its last checkpoint (other options are ignored)")
+    tr.add_argument("--no-robustness", action="store_true", help="skip the eval_robust_* evaluation")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    co = sub.add_parser("compare", help="policies x seeds grid -> results.csv, report.md, plots")
+    co.add_argument("--task", default="digits", choices=list(TASKS))
+    co.add_argument("--data", default=None, help="local data path, as for train")
+    co.add_argument("--policies", type=_policy_list, default=list(POLICIES),
+                    help=f"comma-separated (default: {','.join(POLICIES)})")
+    co.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 per policy (default 3)")
+    co.add_argument("--epochs", type=_positive_int, default=None, help="upper bound per run (default 50)")
+    co.add_argument("--jobs", type=_positive_int, default=1, help="runs at once, in processes (default 1)")
+    co.add_argument("--limit", type=_positive_int, default=None, help="use a stratified subset of N train images")
+    co.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    co.add_argument("--out", required=True, help="grid folder: runs/, results.csv, report.md, *.png")
+    co.add_argument("--no-progress", action="store_true", help="no per-run lines on stderr")
+
+    pv = sub.add_parser("preview", help="augmented training samples under one policy (PNG grid; text: listing)")
+    pv.add_argument("--task", default="digits", choices=list(TASKS))
+    pv.add_argument("--data", default=None, help="local data path (IDX folder, image-folder tree)")
+    pv.add_argument("--policy", default="augnet", choices=list(POLICIES))
+    pv.add_argument("--n", type=_positive_int, default=None, help="samples shown (default 32 images, 8 texts)")
+    pv.add_argument("--seed", type=int, default=0)
+    pv.add_argument("--out", default=None,
+                    help="images: PNG file (default preview.png); text: .txt file (default: print the listing)")
     return parser
 
 
@@ -80,7 +103,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     config = TrainConfig(task=args.task, data=args.data, policy=args.policy, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
-                         patience=args.patience, limit=args.limit,
+                         patience=args.patience, limit=args.limit, robustness=not args.no_robustness,
                          augnet=AugNetConfig(lr=args.augnet_lr, reward=args.reward, learn=not args.frozen_augnet))
     result = train(config, progress=not args.no_progress)
     print(json.dumps(result.metrics, indent=2))
@@ -88,7 +111,39 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = ("train",)
+def _policy_list(text: str) -> list[str]:
+    from adaptaug.compare import parse_policies
+
+    try:
+        return parse_policies(text)
+    except AdaptaugError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from adaptaug.compare import GridConfig, compare
+
+    grid = GridConfig(task=args.task, out=args.out, policies=tuple(args.policies), seeds=args.seeds,
+                      epochs=args.epochs, data=args.data, jobs=args.jobs, limit=args.limit, device=args.device)
+    say = None if args.no_progress else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = compare(grid, on_event=say)
+    print(f"{result.ran} run(s) trained, {result.reused} reused, {result.failed} failed in {result.seconds:.1f}s; "
+          f"report: {result.out / 'report.md'}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from adaptaug.preview import preview
+
+    result = preview(args.task, args.policy, args.out, data=args.data, n=args.n, seed=args.seed)
+    if isinstance(result, str):
+        print(result)
+    else:
+        print(f"preview written to {result}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = ("train", "compare", "preview")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "train":
             return _train(args)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "preview":
+            return _preview(args)
         build_parser().print_help()
         return EXIT_BAD_INPUT
     except (AdaptaugError, FloatingPointError) as err:

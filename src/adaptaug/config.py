@@ -23,6 +23,7 @@ class TrainConfig:
     patience: int = 3  # early stopping on validation loss, best weights restored (the seed's value)
     val_size: float = 0.1  # share (or count, if >= 1) of the training set held out for validation
     limit: int | None = None  # keep a stratified subset of this many training images (quick runs)
+    robustness: bool = True  # eval_robust_* keys (attacks, corruptions) after the test evaluation
     augnet: AugNetConfig = field(default_factory=AugNetConfig)
 
     def __post_init__(self) -> None:

@@ -108,7 +108,7 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
     run_dir = Path(config.out) if config.out else default_run_dir(config)
     if write and resume_from is None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", {"version": __version__, "device": str(device), **config.to_dict(),
+        write_json(run_dir / "config.json", {"version": __version__, **config.to_dict(), "resolved_device": str(device),
                                              "task_info": task.describe(), "policy_repr": repr(policy)})
 
     times = dict.fromkeys(("data", "augment", "model", "validation"), 0.0)
@@ -138,18 +138,19 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
         for inputs, targets in task.batches("train", config.batch_size, data_gen):
             t1 = time.perf_counter()
             plan = policy.sample(targets.shape[0])
-            augmented = task.augment(inputs, plan)
+            # NER ops move tags with the tokens, so the targets of the step are those augment_batch returns
+            augmented, aug_targets = task.augment_batch(inputs, targets, plan)
             t2 = time.perf_counter()
             logits = model(*augmented)
-            per_sample = task.loss_fn(logits, targets)
+            per_sample = task.loss_fn(logits, aug_targets)
             loss = per_sample.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += per_sample.detach().sum()
-            correct_sum += task.accuracy_fn(logits.detach(), targets).sum()
+            correct_sum += task.accuracy_fn(logits.detach(), aug_targets).sum()
             t3 = time.perf_counter()
-            policy.observe(logits=logits, targets=targets, clean_inputs=inputs)
+            policy.observe(logits=logits, targets=aug_targets, clean_inputs=inputs, clean_targets=targets)
             t4 = time.perf_counter()
             times["data"] += t1 - t
             times["augment"] += t2 - t1
@@ -203,6 +204,11 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
         "model_runtime": round(times["model"], 4),
         "validation_runtime": round(times["validation"], 4),
     })
+    if config.robustness:  # eval_robust_* (attacks, corruptions); timed apart, not part of train_runtime
+        from adaptaug.robustness import robustness
+        t = time.perf_counter()
+        metrics.update(robustness(model, task, seed=config.seed))
+        metrics["robustness_runtime"] = round(time.perf_counter() - t, 4)
     if write:
         torch.save(model.state_dict(), run_dir / "model.pt")
         write_csv(run_dir / "trace.csv", getattr(policy, "trace", []))

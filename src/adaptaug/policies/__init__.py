@@ -16,12 +16,14 @@ POLICIES = ("none", "standard", "randaugment", "trivialaugment", "augnet")
 def build_policy(name: str, task, total_steps: int, generator: torch.Generator,
                  augnet: AugNetConfig | None = None) -> Policy:
     """The named policy over ``task.op_space``; the adaptive and random ones sit on top of the task's
-    standard augmentation (crop+flip), as RandAugment and TrivialAugment are run in their papers."""
+    standard augmentation (crop+flip), as RandAugment and TrivialAugment are run in their papers. A task with
+    ``stack_base = False`` (text: EDA is itself a random-op policy, and stacking it would keep AugNet from ever
+    choosing a clean sample) gets them alone."""
     if name == "none":
         return NoAugment(generator)
     if name == "standard":
         return task.base_policy(generator)
-    base = task.base_policy(generator)
+    base = task.base_policy(generator) if getattr(task, "stack_base", True) else None
     if name == "randaugment":
         return RandAugment(task.op_space, n=2, m=9, generator=generator, base=base)
     if name == "trivialaugment":

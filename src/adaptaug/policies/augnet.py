@@ -171,7 +171,8 @@ class AugNetPolicy(Policy):
         return apply_plan(images, self.sample(images.shape[0]))
 
     # ----------------------------------------------------------------------------------------- feedback
-    def observe(self, logits: torch.Tensor, targets: torch.Tensor, clean_inputs: Any = None, **_: Any) -> None:
+    def observe(self, logits: torch.Tensor, targets: torch.Tensor, clean_inputs: Any = None,
+                clean_targets: torch.Tensor | None = None, **_: Any) -> None:
         """Feedback from the step that trained on the last sampled plan: its logits and targets."""
         if self._model is None:
             raise ConfigError("call AugNetPolicy.attach(model, loss_fn, probe_inputs, probe_targets) first")
@@ -195,7 +196,9 @@ class AugNetPolicy(Policy):
                 raise ConfigError("the adversarial reward needs the clean inputs: observe(..., clean_inputs=x)")
             with torch.no_grad():
                 clean = clean if isinstance(clean, tuple) else (clean,)
-                record.clean_loss = self.loss_fn(self._model(*clean), targets)
+                # clean_targets: the targets of the clean inputs when augmentation moved them (NER)
+                record.clean_loss = self.loss_fn(self._model(*clean),
+                                                 targets if clean_targets is None else clean_targets)
         self.tracker.add_batch(record.loss, self.accuracy_fn(logits.detach(), targets))
         self._pending.append(record)
         if len(self._pending) >= self.config.update_every:

@@ -20,6 +20,26 @@ TASKS: dict[str, Callable[..., Task]] = {name: _image_task(name) for name in ("d
                                                                               "imagefolder")}
 
 
+def _conll2003(data: str | os.PathLike | None, val_size: float | int, seed: int, limit: int | None) -> Task:
+    # the official `valid` file is the validation split: val_size does not apply (see adaptaug.data.conll)
+    from adaptaug.data.conll import load_conll
+    from adaptaug.tasks.tagging import TaggingTask
+    return TaggingTask(load_conll(data), limit=limit, seed=seed)
+
+
+TASKS["conll2003"] = _conll2003
+
+
+def _text_task(name: str) -> Callable[..., Task]:
+    def build(data: str | os.PathLike | None, val_size: float | int, seed: int, limit: int | None) -> Task:
+        from adaptaug.tasks.text import build_text_task
+        return build_text_task(name, data, val_size=val_size, seed=seed, limit=limit)
+    return build
+
+
+TASKS.update({name: _text_task(name) for name in ("imdb", "sst2")})
+
+
 def build_task(name: str, data: str | os.PathLike | None = None, *, val_size: float | int = 0.1, seed: int = 0,
                limit: int | None = None) -> Task:
     if name not in TASKS:

@@ -38,6 +38,11 @@ class Task(ABC):
     @abstractmethod
     def augment(self, inputs: Inputs, plan: AugPlan) -> Inputs: ...
 
+    def augment_batch(self, inputs: Inputs, targets: torch.Tensor, plan: AugPlan) -> Batch:
+        """Augmented (inputs, targets): the training loop calls this. Targets pass through unchanged unless
+        the ops move labels with the data (NER mention replacement re-spans tags and changes lengths)."""
+        return self.augment(inputs, plan), targets
+
     @abstractmethod
     def loss_fn(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-sample loss (B,)."""

@@ -1,0 +1,243 @@
+"""The comparison grid: policies x seeds on one task -> run directories, results.csv, report.md, plots.
+
+``compare(GridConfig(...))`` runs every (policy, seed) into ``out/runs/<policy>-s<seed>/`` through the one
+training loop, several at once with ``jobs > 1`` (processes, 'spawn' start method, so CUDA and torch's
+thread pools start clean in each). A run whose ``metrics.json`` exists is reused, so a rerun of a finished
+grid only rewrites the report; an interrupted run with a checkpoint is resumed. A failing run is recorded
+with its error and never stops the others. Each job writes only inside its own run directory; the parent
+alone writes results.csv, report.md and the plots (``adaptaug.report``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+from adaptaug.config import TrainConfig
+from adaptaug.errors import ConfigError
+from adaptaug.policies import POLICIES
+from adaptaug.report import FIXED_POLICIES  # re-exported: the baselines AugNet is measured against
+
+METRICS = "metrics.json"
+# config fields that decide a run's numbers: a reused run must match them (out and device do not)
+_IDENTITY_FIELDS = ("task", "data", "policy", "seed", "epochs", "batch_size", "lr", "patience", "val_size",
+                    "limit", "robustness", "augnet")
+
+
+@dataclass
+class GridConfig:
+    task: str
+    out: str
+    policies: tuple[str, ...] = POLICIES
+    seeds: int = 3  # seeds 0..seeds-1; report mean ± std over them
+    epochs: int | None = None  # None = TrainConfig's default (50, early stopping)
+    data: str | None = None
+    jobs: int = 1  # runs at once (processes); each gets max(1, cpu_count // jobs) torch threads
+    limit: int | None = None
+    device: str = "auto"
+    train: dict[str, Any] = field(default_factory=dict)  # further TrainConfig fields for every run
+
+    def __post_init__(self) -> None:
+        self.policies = tuple(parse_policies(self.policies) if isinstance(self.policies, str) else self.policies)
+        if not self.policies:
+            raise ConfigError("no policies to compare")
+        unknown = [p for p in self.policies if p not in POLICIES]
+        if unknown:
+            raise ConfigError(f"unknown policy {unknown[0]!r} in --policies; known policies: {', '.join(POLICIES)}")
+        if len(set(self.policies)) != len(self.policies):
+            raise ConfigError(f"--policies lists a policy twice: {','.join(self.policies)}")
+        for name in ("seeds", "jobs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+    def command(self) -> str:
+        """The ``adaptaug compare`` command line that makes this grid."""
+        parts = ["adaptaug", "compare", "--task", self.task]
+        if self.data:
+            parts += ["--data", self.data]
+        parts += ["--policies", ",".join(self.policies), "--seeds", str(self.seeds)]
+        if self.epochs is not None:
+            parts += ["--epochs", str(self.epochs)]
+        if self.limit is not None:
+            parts += ["--limit", str(self.limit)]
+        if self.jobs != 1:
+            parts += ["--jobs", str(self.jobs)]
+        if self.device != "auto":
+            parts += ["--device", self.device]
+        return shlex.join(parts + ["--out", self.out])
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    policy: str
+    seed: int
+    run_dir: Path
+    config: TrainConfig
+
+    @property
+    def name(self) -> str:
+        return f"{self.policy}-s{self.seed}"
+
+
+@dataclass
+class CompareResult:
+    rows: list[dict[str, Any]]  # one per run, as in results.csv
+    out: Path
+    files: list[Path]  # results.csv, report.md, the PNGs written
+    ran: int
+    reused: int
+    failed: int
+    seconds: float
+
+
+def parse_policies(text: str) -> list[str]:
+    """``"none, standard,augnet"`` -> names; an unknown name is a one-line ConfigError."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    for name in names:
+        if name not in POLICIES:
+            raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}")
+    return names
+
+
+def run_specs(grid: GridConfig) -> list[RunSpec]:
+    specs = []
+    for policy in grid.policies:
+        for seed in range(grid.seeds):
+            run_dir = Path(grid.out) / "runs" / f"{policy}-s{seed}"
+            kwargs: dict[str, Any] = dict(task=grid.task, data=grid.data, policy=policy, seed=seed,
+                                          limit=grid.limit, device=grid.device, out=str(run_dir), **grid.train)
+            if grid.epochs is not None:
+                kwargs["epochs"] = grid.epochs
+            specs.append(RunSpec(policy, seed, run_dir, TrainConfig(**kwargs)))
+    return specs
+
+
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    ident = {k: config.get(k) for k in _IDENTITY_FIELDS}
+    if isinstance(ident["augnet"], dict) and "hidden" in ident["augnet"]:
+        ident["augnet"] = {**ident["augnet"], "hidden": list(ident["augnet"]["hidden"])}  # JSON has lists
+    return ident
+
+
+def is_finished(spec: RunSpec) -> bool:
+    """True when ``spec``'s metrics.json exists; a ConfigError when the run there was made differently
+    (another epoch budget, data or seed), so a grid never mixes stale runs into its report."""
+    if not (spec.run_dir / METRICS).is_file():
+        return False
+    saved_path = spec.run_dir / "config.json"
+    try:
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True  # metrics without a readable config: trust the metrics, as a rerun would overwrite nothing
+    want, have = _identity(spec.config.to_dict()), _identity(saved)
+    diff = [k for k in _IDENTITY_FIELDS if k in saved and want[k] != have[k]]
+    if diff:
+        k = diff[0]
+        raise ConfigError(f"{spec.run_dir} was made with {k}={have[k]!r}, this grid asks for {k}={want[k]!r}; "
+                          "use another --out or delete that run")
+    return True
+
+
+def _same_run(run_dir: Path, config: dict[str, Any]) -> bool:
+    try:
+        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return _identity(saved) == _identity(config)
+
+
+def _run_one(config: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """One run (in a worker process or in-process): train, or resume from a checkpoint. Never raises."""
+    start = time.perf_counter()
+    try:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        cfg = TrainConfig.from_dict(config)
+        run_dir = Path(cfg.out)
+        if (run_dir / "checkpoint.pt").is_file() and _same_run(run_dir, config):
+            from adaptaug.train import resume
+            try:
+                resume(run_dir, progress=False)
+                return {"status": "done", "error": "", "seconds": round(time.perf_counter() - start, 3)}
+            except ConfigError:
+                pass  # unreadable or foreign checkpoint: train afresh below
+        from adaptaug.train import train
+        train(cfg, progress=False)
+        return {"status": "done", "error": "", "seconds": round(time.perf_counter() - start, 3)}
+    except Exception as err:  # noqa: BLE001 — a failing run is a result to record, not a reason to stop
+        message = " ".join(f"{type(err).__name__}: {err}".split())  # one line for the CSV
+        return {"status": "failed", "error": message, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _read_metrics(spec: RunSpec) -> dict[str, Any]:
+    try:
+        return json.loads((spec.run_dir / METRICS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def compare(grid: GridConfig, *, on_event: Callable[[str], None] | None = None,
+            command: str | None = None) -> CompareResult:
+    """Run the grid (reusing finished runs), then write results.csv, report.md and plots into ``grid.out``."""
+    from adaptaug.report import write_report
+
+    start = time.perf_counter()
+    say = on_event or (lambda message: None)
+    out = Path(grid.out)
+    specs = run_specs(grid)
+    todo = [s for s in specs if not is_finished(s)]  # checks every reused run before any training starts
+    outcome: dict[str, dict[str, Any]] = {s.name: {"status": "reused", "error": "", "seconds": ""}
+                                          for s in specs if s not in todo}
+    if todo:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+    say(f"{len(specs)} runs: {len(specs) - len(todo)} reused, {len(todo)} to run with {grid.jobs} job(s)")
+    done = 0
+
+    def record(spec: RunSpec, result: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        outcome[spec.name] = result
+        tail = f": {result['error']}" if result["status"] == "failed" else ""
+        say(f"[{done}/{len(todo)}] {spec.name} {result['status']} in {result['seconds']:.1f}s{tail}")
+
+    if grid.jobs == 1 or len(todo) <= 1:
+        for spec in todo:  # in-process: no start-up cost, the caller's torch threads
+            record(spec, _run_one(spec.config.to_dict()))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // grid.jobs)  # jobs share the cores instead of oversubscribing
+        with ProcessPoolExecutor(max_workers=min(grid.jobs, len(todo)), mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_run_one, spec.config.to_dict(), threads): spec for spec in todo}
+            for future in as_completed(futures):
+                spec = futures[future]
+                try:
+                    result = future.result()
+                except Exception as err:  # noqa: BLE001 — the worker itself died (killed, out of memory)
+                    result = {"status": "failed", "error": " ".join(f"{type(err).__name__}: {err}".split()),
+                              "seconds": 0.0}
+                record(spec, result)
+
+    rows = []
+    for spec in specs:
+        result = outcome[spec.name]
+        metrics = _read_metrics(spec) if result["status"] != "failed" else {}
+        if result["status"] != "failed" and not metrics:
+            result = {**result, "status": "failed", "error": f"{METRICS} missing or unreadable after the run"}
+        rows.append({"task": grid.task, "policy": spec.policy, "seed": spec.seed, "status": result["status"],
+                     "error": result["error"], "run_dir": str(spec.run_dir.relative_to(out)),
+                     "run_seconds": result["seconds"], **metrics})
+    files = write_report(out, rows, command=command or grid.command(), task=grid.task, policies=grid.policies)
+    failed = sum(r["status"] == "failed" for r in rows)
+    return CompareResult(rows, out, files, ran=len(todo), reused=len(specs) - len(todo), failed=failed,
+                         seconds=round(time.perf_counter() - start, 3))
+
+
+__all__ = ["CompareResult", "FIXED_POLICIES", "GridConfig", "RunSpec", "compare", "parse_policies", "run_specs"]

@@ -1,0 +1,435 @@
+"""The comparison report: results.csv, report.md and PNG plots from a grid of run directories.
+
+Per policy it reports mean ± std over seeds (sample std, ddof 1) of test accuracy, F1 and loss, accuracy
+under FGSM (Goodfellow et al. 2015) and PGD (Madry et al. 2018) at each eps and under common corruptions
+(Hendrycks & Dietterich 2019), training time and AugNet's overhead, then each policy's difference to the
+best fixed policy with a 95% Welch t interval. Plots use matplotlib's Agg canvas directly (no pyplot, no
+global backend switch); without matplotlib the report is written without them and says so.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import re
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from adaptaug import __version__
+from adaptaug.io import write_atomic, write_csv
+
+FIXED_POLICIES = ("none", "standard", "randaugment", "trivialaugment")
+ADVERSARIAL = re.compile(r"^eval_robust_(?P<attack>[a-z0-9]+)_eps(?P<eps>[0-9.]+)_accuracy$")
+PER_CORRUPTION = re.compile(r"^eval_robust_(?P<name>[a-z_]+?)_accuracy$")
+COST_KEYS = (("epoch", "epochs run", "epochs"), ("train_runtime", "train (s)", "seconds"),
+             ("data_runtime", "data (s)", "seconds"), ("augment_runtime", "augment (s)", "seconds"),
+             ("augnet_runtime", "AugNet (s)", "seconds"), ("model_runtime", "model step (s)", "seconds"),
+             ("validation_runtime", "validation (s)", "seconds"), ("eval_runtime", "test eval (s)", "seconds"),
+             ("robustness_runtime", "robustness eval (s)", "seconds"),
+             ("augnet_overhead_percent", "AugNet overhead (%)", "percent"))
+
+
+# --------------------------------------------------------------------------------------------- statistics
+def _floats(rows: Iterable[dict[str, Any]], key: str) -> list[float]:
+    out = []
+    for row in rows:
+        try:
+            value = float(row[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            out.append(value)
+    return out
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for one value, nan for none)."""
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
+    mean = sum(values) / n
+    return mean, (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0)
+
+
+def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """mean(a) - mean(b) and its Welch t confidence interval (unequal variances); nan bounds when either
+    side has fewer than two values. No spread at all gives the degenerate interval [diff, diff]."""
+    from scipy import stats  # comes with scikit-learn
+
+    diff = mean_std(a)[0] - mean_std(b)[0]
+    if len(a) < 2 or len(b) < 2:
+        return diff, float("nan"), float("nan")
+    va, vb = mean_std(a)[1] ** 2 / len(a), mean_std(b)[1] ** 2 / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, diff, diff
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))  # Welch-Satterthwaite
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    return diff, diff - half, diff + half
+
+
+# --------------------------------------------------------------------------------------------- formatting
+def _is_rate(key: str) -> bool:
+    return key.endswith(("_accuracy", "_f1"))
+
+
+def _fmt(values: Sequence[float], key: str) -> str:
+    if not values:
+        return "n/a"
+    mean, std = mean_std(values)
+    if _is_rate(key):
+        return f"{100 * mean:.2f} ± {100 * std:.2f}"
+    if key.endswith("_loss"):
+        return f"{mean:.4f} ± {std:.4f}"
+    if key == "epoch":
+        return f"{mean:.1f} ± {std:.1f}"
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def _attack_label(attack: str, eps: str) -> str:
+    """Image attacks: eps in 1/255 pixel units; embedding attacks (text): eps in % of the embedding norm."""
+    if attack.startswith("emb"):
+        return f"emb-{attack[3:].upper()} {eps}%"
+    return f"{attack.upper()} {eps}/255"
+
+
+def adversarial_keys(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(key, attack, eps) for every attack key present, ordered by eps then attack (fgsm before pgd)."""
+    found = {k for row in rows for k in row if ADVERSARIAL.match(k)}
+    parsed = [(k, ADVERSARIAL.match(k)["attack"], ADVERSARIAL.match(k)["eps"]) for k in found]
+    return sorted(parsed, key=lambda t: (float(t[2]), t[1]))
+
+
+def corruption_names(rows: Sequence[dict[str, Any]]) -> list[str]:
+    keys = {k for row in rows for k in row}
+    names = []
+    for k in sorted(keys):
+        m = PER_CORRUPTION.match(k)
+        if m and not ADVERSARIAL.match(k) and m["name"] != "corruption" and not re.search(r"_[sr]\d+$", m["name"]):
+            names.append(m["name"])
+    return names
+
+
+def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in body]
+
+
+# --------------------------------------------------------------------------------------------- machine
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_info() -> str:
+    import torch
+
+    parts = [platform.platform(), f"{_cpu_name()} ({os.cpu_count()} logical CPUs)"]
+    if torch.cuda.is_available():
+        parts.append(f"GPU: {torch.cuda.get_device_name(0)}")
+    parts += [f"Python {platform.python_version()}", f"torch {torch.__version__}", f"adaptaug {__version__}"]
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------- report
+def render_report(rows: Sequence[dict[str, Any]], *, command: str, task: str, policies: Sequence[str],
+                  plots: Sequence[Path], plot_note: str, devices: Sequence[str] = ()) -> str:
+    ok = [r for r in rows if r.get("status") != "failed"]
+    by_policy: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in ok:
+        by_policy[r["policy"]].append(r)
+    adv = adversarial_keys(ok)
+    lines = [f"# adaptaug comparison: {task}", "",
+             f"- command: `{command}`",
+             f"- date: {datetime.now().astimezone().isoformat(timespec='seconds')}",
+             f"- machine (that wrote this report): {machine_info()}"]
+    devices = [d for d in devices if d != "auto"]  # "auto" says nothing about where a run went
+    if devices:
+        lines.append(f"- training device(s) recorded in the runs: {', '.join(sorted(set(devices)))}")
+    seeds = sorted({int(r["seed"]) for r in rows})
+    lines += [f"- runs: {len(rows)} ({len(ok)} finished, {len(rows) - len(ok)} failed); "
+              f"seeds {', '.join(map(str, seeds))}; every figure is mean ± sample std over seeds", ""]
+
+    lines += ["## Accuracy and robustness (test split; accuracies and F1 in %)", ""]
+    main = [("eval_accuracy", "test acc"), ("eval_f1", "F1 (macro)"), ("eval_loss", "loss")]
+    main += [(k, _attack_label(a, e)) for k, a, e in adv]
+    if any("eval_robust_corruption_accuracy" in r for r in ok):
+        main.append(("eval_robust_corruption_accuracy", "corruptions (mean)"))
+    main += [("train_runtime", "train time (s)"), ("augnet_overhead_percent", "AugNet overhead (%)")]
+    body = [[p, str(len(by_policy[p]))] + [_fmt(_floats(by_policy[p], k), k) for k, _ in main]
+            for p in policies if by_policy.get(p)]
+    lines += _table(["policy", "seeds"] + [label for _, label in main], body) + [""]
+    if any(a.startswith("emb") for _, a, _ in adv):
+        lines += ["emb-PGD: PGD (Madry et al. 2018) on the embedded tokens, L2-bounded so that eps is the RMS "
+                  "perturbation per token as a share of the sentence's mean embedding norm; 10 steps of eps/4, "
+                  "first 1,000 test samples.", ""]
+    elif adv:
+        lines += ["FGSM: one signed-gradient step (Goodfellow et al. 2015); PGD: L-infinity, 10 steps of eps/4 from "
+                  "a random start (Madry et al. 2018); eps in pixel units of [0, 1] images (normalisation is inside "
+                  "the model).", ""]
+    else:
+        lines += ["No robustness keys in these runs (robustness evaluation off, or no suite for this task).", ""]
+
+    corr = corruption_names(ok)
+    if corr and any(a.startswith("emb") for _, a, _ in adv):
+        lines += ["## Token noise (accuracy %, mean over rates; unk: tokens replaced by <unk>, drop: tokens dropped)",
+                  ""]
+    elif corr:
+        lines += ["## Common corruptions (accuracy %, mean over severities 1, 3, 5; Hendrycks & Dietterich 2019)", ""]
+        body = [[p] + [_fmt(_floats(by_policy[p], f"eval_robust_{c}_accuracy"), "x_accuracy") for c in corr]
+                for p in policies if by_policy.get(p)]
+        lines += _table(["policy"] + [c.replace("_", " ") for c in corr], body)
+        lines += ["", "Per-severity (per-rate) accuracies and F1 are in results.csv (`eval_robust_*`).", ""]
+
+    lines += ["## Cost", "",
+              "Training time is split into data loading, augmentation (the policy's ops), AugNet's own work "
+              "(sampling, validation probe, reward, updates), the model step and per-epoch validation; the test and "
+              "robustness evaluations come after training and are not part of it.", ""]
+    body = [[p] + [_fmt(_floats(by_policy[p], k), k) for k, _, _ in COST_KEYS] for p in policies if by_policy.get(p)]
+    lines += _table(["policy"] + [label for _, label, _ in COST_KEYS], body) + [""]
+
+    lines += _difference_section(by_policy, policies, adv)
+
+    failed = [r for r in rows if r.get("status") == "failed"]
+    if failed:
+        lines += ["## Failed runs", ""]
+        lines += [f"- `{r['run_dir']}`: {r.get('error') or 'unknown error'}" for r in failed] + [""]
+
+    lines += ["## Plots", ""]
+    if plots:
+        lines += [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    if plot_note:
+        lines += [plot_note, ""]
+    lines += ["Per-run numbers: results.csv; per-run files: runs/<policy>-s<seed>/ (config.json, history.csv, "
+              "trace.csv, metrics.json, model.pt).", ""]
+    return "\n".join(lines)
+
+
+def _difference_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequence[str],
+                        adv: Sequence[tuple[str, str, str]]) -> list[str]:
+    lines = ["## Difference to the best fixed policy", ""]
+    fixed = [p for p in policies if p in FIXED_POLICIES and by_policy.get(p)]
+    if not fixed:
+        return lines + ["No fixed policy (none, standard, randaugment, trivialaugment) finished in this grid.", ""]
+    best = max(fixed, key=lambda p: mean_std(_floats(by_policy[p], "eval_accuracy"))[0])
+    keys = [("eval_accuracy", "test acc")]
+    strongest = [t for t in adv if t[1] in ("pgd", "embpgd")][-1:]  # the largest-eps PGD: the hardest attack
+    keys += [(k, _attack_label(a, e)) for k, a, e in strongest]
+    keys += [("eval_robust_corruption_accuracy", "corruptions")] if any(
+        "eval_robust_corruption_accuracy" in r for rs in by_policy.values() for r in rs) else []
+    lines += [f"Best fixed policy: **{best}** (highest mean test accuracy among the fixed policies in this grid). "
+              "It is chosen on the test split only to pick this comparison row: that choice is optimistic for the "
+              "baseline and is not a model selection. Differences in percentage points, policy minus "
+              f"{best}, with a 95% Welch t interval over seeds (unequal variances).", ""]
+    body = []
+    for p in policies:
+        if p == best or not by_policy.get(p):
+            continue
+        cells = [p]
+        for k, _ in keys:
+            a, b = _floats(by_policy[p], k), _floats(by_policy[best], k)
+            if not a or not b:
+                cells.append("n/a")
+                continue
+            diff, lo, hi = welch_interval(a, b)
+            ci = "n/a (needs ≥ 2 seeds)" if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+            cells.append(f"{100 * diff:+.2f} {ci}")
+        body.append(cells)
+    if not body:
+        return lines + ["Only the best fixed policy finished; nothing to compare against.", ""]
+    return lines + _table(["policy"] + [f"Δ {label}" for _, label in keys], body) + [""]
+
+
+# --------------------------------------------------------------------------------------------- plots
+def _read_csv(path: Path) -> list[dict[str, float]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return []
+    out = []
+    for row in rows:
+        parsed = {}
+        for k, v in row.items():
+            try:
+                parsed[k] = float(v)
+            except (TypeError, ValueError):
+                pass
+        out.append(parsed)
+    return out
+
+
+def _save(fig: Any, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    write_atomic(path, buf.getvalue())
+    return path
+
+
+def _figure(width: float = 6.4, height: float = 4.0) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def plot_validation(out: Path, ok: Sequence[dict[str, Any]], policies: Sequence[str]) -> Path | None:
+    fig = _figure()
+    ax = fig.add_subplot()
+    drawn = False
+    for p in policies:
+        per_epoch: dict[int, list[float]] = defaultdict(list)
+        for r in ok:
+            if r["policy"] != p:
+                continue
+            for h in _read_csv(out / r["run_dir"] / "history.csv"):
+                if "epoch" in h and "val_accuracy" in h:
+                    per_epoch[int(h["epoch"])].append(h["val_accuracy"])
+        if per_epoch:
+            epochs = sorted(per_epoch)
+            ax.plot(epochs, [100 * sum(per_epoch[e]) / len(per_epoch[e]) for e in epochs], marker="o", ms=3, label=p)
+            drawn = True
+    if not drawn:
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)",
+           title="Validation accuracy per epoch (mean over the seeds that ran it)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, out / "val_accuracy.png")
+
+
+def _mean_trace(out: Path, ok: Sequence[dict[str, Any]]) -> tuple[list[float], dict[str, list[float]]]:
+    """AugNet's trace.csv averaged over seeds, truncated to the shortest (early stopping cuts runs)."""
+    traces = [t for r in ok if r["policy"] == "augnet" for t in [_read_csv(out / r["run_dir"] / "trace.csv")] if t]
+    if not traces:
+        return [], {}
+    n = min(len(t) for t in traces)
+    cols = [k for k in traces[0][0] if k.startswith(("p_", "m_"))]
+    steps = [traces[0][i]["step"] for i in range(n)]
+    return steps, {k: [sum(t[i][k] for t in traces) / len(traces) for i in range(n)] for k in cols}
+
+
+def plot_augnet(out: Path, ok: Sequence[dict[str, Any]]) -> list[Path]:
+    steps, cols = _mean_trace(out, ok)
+    if not steps:
+        return []
+    from adaptaug.ops.space import get_op
+
+    ops = [k[2:] for k in cols if k.startswith("p_")]
+    fig = _figure(7.5, 4.2)
+    ax = fig.add_subplot()
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab20"].resampled(max(len(ops), 1))
+    ax.stackplot(steps, [[100 * v for v in cols[f"p_{o}"]] for o in ops], labels=ops,
+                 colors=[colours(i) for i in range(len(ops))])
+    ax.set(xlabel="training step", ylabel="op probability (%)", ylim=(0, 100), xlim=(steps[0], steps[-1]),
+           title="AugNet's op distribution over training (mean over seeds)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    paths = [_save(fig, out / "augnet_ops.png")]
+
+    def has_magnitude(op: str) -> bool:
+        try:
+            return get_op(op).has_magnitude
+        except Exception:  # noqa: BLE001 — an op of a task not loaded here: plot it anyway
+            return True
+
+    mag_ops = [o for o in ops if f"m_{o}" in cols and has_magnitude(o)]
+    if mag_ops:
+        fig = _figure(7.5, 4.2)
+        ax = fig.add_subplot()
+        for i, o in enumerate(mag_ops):
+            ax.plot(steps, cols[f"m_{o}"], label=o, color=colours(ops.index(o)))
+        ax.set(xlabel="training step", ylabel="expected magnitude level (0..1)", ylim=(0, 1),
+               title="AugNet's mean magnitude per op (mean over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+        paths.append(_save(fig, out / "augnet_magnitudes.png"))
+    return paths
+
+
+def plot_robustness(out: Path, ok: Sequence[dict[str, Any]], policies: Sequence[str]) -> Path | None:
+    adv = adversarial_keys(ok)
+    if not adv:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot()
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab10"]
+    attacks = sorted({a for _, a, _ in adv}, key=lambda a: (a.endswith("pgd"), a))  # fgsm (dashed) then pgd
+    for i, p in enumerate(policies):
+        runs = [r for r in ok if r["policy"] == p]
+        clean = _floats(runs, "eval_accuracy")
+        if not runs or not clean:
+            continue
+        for attack in attacks:
+            style = "-" if attack.endswith("pgd") else "--"
+            points = [(0.0, *mean_std(clean))]
+            points += [(float(e), *mean_std(_floats(runs, k))) for k, a, e in adv if a == attack and _floats(runs, k)]
+            xs, ms, ss = zip(*points)
+            ax.errorbar(xs, [100 * m for m in ms], yerr=[100 * s for s in ss], ls=style, marker="o", ms=3, capsize=2,
+                        color=colours(i % 10), label=f"{p} {_attack_label(attack, '').split()[0]}")
+    text = any(a.startswith("emb") for a in attacks)
+    ax.set(xlabel="eps (% of the embedding norm, L2)" if text else "eps (/255, L-infinity)", ylabel="test accuracy (%)",
+           title="Accuracy under attack (eps 0 = clean; mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out / "robustness.png")
+
+
+def draw_plots(out: Path, rows: Sequence[dict[str, Any]], policies: Sequence[str]) -> tuple[list[Path], str]:
+    """The PNGs drawn and a note for the report (why some or all are missing)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return [], ("Plots were not drawn: matplotlib is not installed here "
+                    "(`pip install matplotlib`, or the `bench` extra).")
+    ok = [r for r in rows if r.get("status") != "failed"]
+    plots: list[Path] = []
+    for path in (plot_validation(out, ok, policies), *plot_augnet(out, ok), plot_robustness(out, ok, policies)):
+        if path is not None:
+            plots.append(path)
+    missing = []
+    if not any(r["policy"] == "augnet" for r in ok):
+        missing.append("no AugNet run, so no op-probability plot")
+    if not adversarial_keys(ok):
+        missing.append("no robustness keys, so no robustness plot")
+    return plots, ("Not drawn: " + "; ".join(missing) + ".") if missing else ""
+
+
+def write_report(out: str | os.PathLike, rows: Sequence[dict[str, Any]], *, command: str, task: str,
+                 policies: Sequence[str]) -> list[Path]:
+    """Write results.csv, the plots and report.md into ``out``; returns the paths written."""
+    out = Path(out)
+    write_csv(out / "results.csv", rows)
+    plots, note = draw_plots(out, rows, policies)
+    devices = []
+    for r in rows:
+        cfg = out / r["run_dir"] / "config.json"
+        try:
+            devices.append(json.loads(cfg.read_text(encoding="utf-8"))["device"])
+        except (OSError, ValueError, KeyError):
+            pass
+    write_atomic(out / "report.md", render_report(rows, command=command, task=task, policies=policies, plots=plots,
+                                                  plot_note=note, devices=devices))
+    return [out / "results.csv", *plots, out / "report.md"]
+
+
+__all__ = ["draw_plots", "machine_info", "mean_std", "render_report", "welch_interval", "write_report"]

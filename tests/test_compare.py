@@ -1,0 +1,137 @@
+"""`adaptaug compare` and `adaptaug preview`: the grid, reuse of finished runs, failures, report, plots."""
+import csv
+import json
+import math
+
+import pytest
+
+import adaptaug.compare as compare_mod
+import adaptaug.train as train_mod
+from adaptaug.cli import main
+from adaptaug.compare import GridConfig, compare
+from adaptaug.report import welch_interval
+
+PNG = b"\x89PNG\r\n\x1a\n"
+PLOTS = ("val_accuracy.png", "augnet_ops.png", "augnet_magnitudes.png", "robustness.png")
+GRID = ["--task", "digits", "--policies", "none,augnet", "--seeds", "2", "--epochs", "2", "--limit", "400"]
+
+
+def _rows(out):
+    with open(out / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid")
+    assert main(["compare", *GRID, "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_compare_writes_results_report_and_plots(grid):
+    rows = _rows(grid)
+    assert [(r["policy"], r["seed"], r["status"]) for r in rows] == [
+        ("none", "0", "done"), ("none", "1", "done"), ("augnet", "0", "done"), ("augnet", "1", "done")]
+    for r in rows:
+        assert (grid / r["run_dir"] / "metrics.json").is_file()
+        assert 0 <= float(r["eval_robust_pgd_eps8_accuracy"]) <= float(r["eval_accuracy"])
+    report = (grid / "report.md").read_text()
+    for policy in ("none", "augnet"):
+        line = next(x for x in report.splitlines() if x.startswith(f"| {policy} | 2 |"))
+        assert line.count("±") >= 10, line  # mean ± std in every column
+    for header in ("test acc", "F1 (macro)", "loss", "FGSM 2/255", "PGD 2/255", "FGSM 8/255", "PGD 8/255",
+                   "corruptions (mean)", "train time (s)", "AugNet overhead (%)", "gaussian blur", "AugNet (s)"):
+        assert header in report, header
+    assert "Best fixed policy: **none**" in report and "Welch" in report
+    assert "adaptaug compare --task digits --policies none,augnet --seeds 2 --epochs 2 --limit 400" in report
+    for name in PLOTS:
+        data = (grid / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 1024, name
+        assert f"]({name})" in report
+
+
+def test_rerun_reuses_finished_runs(grid, monkeypatch):
+    stamps = {p: p.stat().st_mtime_ns for p in grid.glob("runs/*/metrics.json")}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(compare_mod, "_run_one", no_training)
+    monkeypatch.setattr(train_mod, "train", no_training)
+    result = compare(GridConfig(task="digits", out=str(grid), policies=("none", "augnet"), seeds=2, epochs=2,
+                                limit=400))
+    assert (result.ran, result.reused, result.failed) == (0, 4, 0)
+    assert {p: p.stat().st_mtime_ns for p in grid.glob("runs/*/metrics.json")} == stamps
+    assert {r["status"] for r in _rows(grid)} == {"reused"}
+    assert "| augnet | 2 |" in (grid / "report.md").read_text()
+
+
+def test_rerun_with_other_settings_is_refused(grid, capsys):
+    argv = list(GRID)
+    argv[argv.index("--epochs") + 1] = "3"
+    assert main(["compare", *argv, "--out", str(grid)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "epochs=2" in err[0] and "epochs=3" in err[0], err
+
+
+def test_one_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
+    real_train = train_mod.train
+
+    def flaky(config, **kwargs):
+        if config.policy == "standard":
+            raise RuntimeError("simulated crash")
+        return real_train(config, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train", flaky)
+    result = compare(GridConfig(task="digits", out=str(tmp_path), policies=("standard", "none"), seeds=1, epochs=1,
+                                limit=300, train={"robustness": False}))  # robustness is not the subject here
+    assert (result.ran, result.failed) == (2, 1)
+    rows = {r["policy"]: r for r in _rows(tmp_path)}
+    assert rows["standard"]["status"] == "failed" and rows["standard"]["error"] == "RuntimeError: simulated crash"
+    assert rows["none"]["status"] == "done" and float(rows["none"]["eval_accuracy"]) > 0
+    report = (tmp_path / "report.md").read_text()
+    assert "## Failed runs" in report and "simulated crash" in report
+    assert (tmp_path / "val_accuracy.png").read_bytes().startswith(PNG)
+
+
+def test_parallel_jobs_record_a_failure_and_finish_the_rest(tmp_path):
+    # a file where a run directory should go makes that run fail inside its worker process
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "standard-s0").write_text("in the way")
+    result = compare(GridConfig(task="digits", out=str(tmp_path), policies=("none", "standard"), seeds=1, epochs=1,
+                                limit=300, jobs=2, train={"robustness": False}))
+    rows = {r["policy"]: r for r in _rows(tmp_path)}
+    assert rows["none"]["status"] == "done" and rows["standard"]["status"] == "failed"
+    assert rows["standard"]["error"] and result.failed == 1
+    assert json.loads((tmp_path / "runs" / "none-s0" / "config.json").read_text())["robustness"] is False
+    assert "No robustness keys" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compare", "--policies", "none,magic"], "unknown policy 'magic' in --policies"),
+    (["compare", "--policies", "none", "--seeds", "0"], "expected a positive integer, got '0'"),
+    (["compare", "--policies", "none,none"], "lists a policy twice"),
+    (["preview", "--policy", "magic"], "invalid choice: 'magic'"),
+])
+def test_bad_input_is_one_clear_line(argv, message, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("adaptaug: error:") and message in err[0], err
+
+
+def test_preview_writes_a_png(tmp_path):
+    out = tmp_path / "grid.png"
+    assert main(["preview", "--task", "digits", "--policy", "randaugment", "--n", "8", "--out", str(out)]) == 0
+    data = out.read_bytes()
+    assert data.startswith(PNG) and len(data) > 1024
+
+
+def test_welch_interval_matches_scipy():
+    from scipy import stats
+
+    a, b = [0.91, 0.93, 0.92, 0.95], [0.90, 0.89, 0.91]
+    diff, lo, hi = welch_interval(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert diff == pytest.approx(sum(a) / 4 - sum(b) / 3)
+    assert (lo, hi) == pytest.approx((ci.low, ci.high))
+    assert all(math.isnan(v) for v in welch_interval([0.9], b)[1:])
