@@ -62,7 +62,8 @@ def resolve_device(name: str) -> torch.device:
 
 def default_run_dir(config: TrainConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    return Path("runs") / f"{config.task}-{config.policy}-s{config.seed}-{stamp}"
+    policy = config.policy.split(":", 1)[0]  # "replay:/path/to/run" -> "replay"
+    return Path("runs") / f"{config.task}-{policy}-s{config.seed}-{stamp}"
 
 
 def load_run_config(run_dir: str | Path) -> TrainConfig:
@@ -110,6 +111,7 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", {"version": __version__, **config.to_dict(), "resolved_device": str(device),
                                              "task_info": task.describe(), "policy_repr": repr(policy)})
+        task.save_assets(run_dir)  # class names / vocabulary / tags, for `adaptaug evaluate` (adaptaug.evaluate_run)
 
     times = dict.fromkeys(("data", "augment", "model", "validation"), 0.0)
     history: list[dict[str, float]] = []

@@ -68,6 +68,10 @@ class Task(ABC):
         self.device = device
         return self
 
+    def save_assets(self, run_dir: Any) -> None:
+        """Write to ``run_dir`` what evaluating the trained model later needs besides ``model.pt`` and
+        ``config.json``: class names, vocabulary, tag set (see :mod:`adaptaug.evaluate_run`). Default: nothing."""
+
     def describe(self) -> dict[str, Any]:
         return {"task": self.name, "num_classes": self.num_classes, "ops": list(self.op_space.names),
                 **{f"num_{s}": self.size(s) for s in self.splits}}

@@ -70,6 +70,11 @@ class ImageTask(Task):
     def accuracy_fn(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return (logits.argmax(-1) == targets).float()
 
+    def save_assets(self, run_dir) -> None:
+        from adaptaug.evaluate_run import write_assets
+        write_assets(run_dir, {"kind": "image", "name": self.name, "classes": list(self.data.classes),
+                               "image_shape": list(self.image_shape)})
+
     def metrics(self, logits: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str, float]:
         pred = torch.cat(logits).argmax(-1).cpu().numpy()
         true = torch.cat(targets).cpu().numpy()

@@ -177,6 +177,12 @@ class TaggingTask(Task):
     def metrics(self, logits: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str, float]:
         return ner_metrics(logits, targets, self.tags)
 
+    def save_assets(self, run_dir) -> None:
+        from adaptaug.evaluate_run import write_assets
+        write_assets(run_dir, {"kind": "tagging", "name": self.name, "tags": list(self.tags), "casing": self.casing,
+                               "layers": self.layers, "hidden": self.hidden, "dropout": self.dropout},
+                     vocab=self.data.words, lower_vocab=self.data.lower)
+
     def describe(self) -> dict:
         return {**super().describe(), "tags": list(self.tags), "vocab_size": len(self.data.words),
                 "embedding_vocab_size": len(self.data.lower), "casing": self.casing, "layers": self.layers,

@@ -96,6 +96,11 @@ class TextClassificationTask(Task):
         return {"accuracy": float((pred == true).mean()),
                 "f1": float(f1_score(true, pred, average="macro", labels=[0, 1], zero_division=0))}
 
+    def save_assets(self, run_dir) -> None:
+        from adaptaug.evaluate_run import write_assets
+        write_assets(run_dir, {"kind": "text", "name": self.name, "classes": list(self.data.classes),
+                               "max_len": self.data.max_len}, vocab=self.data.vocab)
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "vocab_size": len(self.data.vocab), "max_len": self.data.max_len,
                 "synonyms": self.data.synonym_source, "source": self.data.source}
