@@ -2,13 +2,11 @@
 metrics and a short training run."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
-import os
 import time
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +19,7 @@ from adaptaug.data import conll
 from adaptaug.data.conll import PAD_TAG, load_conll, read_conll
 from adaptaug.errors import ConfigError, DataError, OfflineError
 from adaptaug.ops.space import get_op, list_ops
-from adaptaug.ops.tagging import NER_OPS, O_KIND, TaggingContext, check_bio
+from adaptaug.ops.tagging import NER_OPS, check_bio
 
 NER_OP_NAMES = list(NER_OPS)
 
@@ -295,7 +293,7 @@ def test_mention_replacement_changes_lengths_and_respans(data, context):
     ids, tags, lengths = _batch(data, list(range(64)))
     ids = torch.nn.functional.pad(ids, (0, 10))
     tags = torch.nn.functional.pad(tags, (0, 10), value=PAD_TAG)
-    out_ids, out_tags, out_len = get_op("MentionReplacement").fn(
+    _, out_tags, out_len = get_op("MentionReplacement").fn(
         ids, tags, lengths, torch.ones(64), torch.Generator().manual_seed(1), context)
     assert (out_len != lengths).any()  # some mention had another length
     check_bio(out_tags, out_len, context)
@@ -378,14 +376,18 @@ def test_policies_sample_valid_augmented_batches(task, policy):
     check_bio(new_tags, new_len, task.context)
 
 
-def test_short_training_run_learns(task):
-    """Fast version of the acceptance run: 2,000 training sentences, 2 epochs of AugNet."""
+def test_short_training_run_learns(data):
+    """Fast version of the acceptance run: 2,000 training sentences, the first 1,000 of valid and test,
+    2 epochs of AugNet at a higher learning rate (measured: test F1 0.53, ~35 s on one busy CPU core)."""
     from adaptaug.config import TrainConfig
+    from adaptaug.tasks.tagging import TaggingTask
     from adaptaug.train import train
+    first = torch.arange(1000)
+    small = dataclasses.replace(data, val=data.val.subset(first), test=data.test.subset(first))
     config = TrainConfig(task="conll2003", policy="augnet", epochs=2, lr=2e-3, batch_size=32, seed=0,
                          robustness=False)
-    result = train(config, task=task, progress=False, write=False)
-    assert result.metrics["eval_f1"] > 0.25, result.metrics
+    result = train(config, task=TaggingTask(small, limit=2000, seed=0), progress=False, write=False)
+    assert result.metrics["eval_f1"] > 0.35, result.metrics
     assert {"eval_precision", "eval_recall", "eval_accuracy", "eval_loss"} <= set(result.metrics)
     assert result.trace and any(k.startswith("p_MentionReplacement") for k in result.trace[-1])
 
