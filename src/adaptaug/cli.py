@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train one model under one policy (default command)")
     tr.add_argument("--task", default="digits", choices=list(TASKS), help="default: digits (embedded)")
     tr.add_argument("--data", default=None, help="local data path (IDX folder, image-folder tree)")
-    tr.add_argument("--policy", default="augnet", choices=list(POLICIES))
+    tr.add_argument("--policy", default="augnet", type=_train_policy, metavar="{%s,replay:PATH}" % ",".join(POLICIES),
+                    help="a policy, or replay:RUN_DIR / replay:policy.json (a logged AugNet schedule, fixed)")
     tr.add_argument("--epochs", type=_positive_int, default=50, help="upper bound; early stopping (default 50)")
     tr.add_argument("--batch-size", type=_positive_int, default=64)
     tr.add_argument("--lr", type=_positive_float, default=5e-4, help="Adam learning rate (default 5e-4)")
@@ -80,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--out", required=True, help="grid folder: runs/, results.csv, report.md, *.png")
     co.add_argument("--no-progress", action="store_true", help="no per-run lines on stderr")
 
+    ev = sub.add_parser("evaluate", help="a finished run's best model on other data (same metrics as training)")
+    ev.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory (config.json, model.pt)")
+    ev.add_argument("--data", default=None, help="data in a format the run's task reads (default: the run's own)")
+    ev.add_argument("--split", default="test", help="split folder / file stem to read (default: test)")
+    ev.add_argument("--out", default=None, metavar="FILE", help="also write the metrics JSON here")
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    ev.add_argument("--no-robustness", action="store_true", help="skip the eval_robust_* evaluation")
+
+    ex = sub.add_parser("export-policy", help="write a run's logged AugNet schedule as a small JSON file")
+    ex.add_argument("run", metavar="RUN_DIR", help="an AugNet run directory (trace.csv)")
+    ex.add_argument("-o", "--out", default=None, metavar="FILE", help="policy JSON to write (default: print it)")
+
     pv = sub.add_parser("preview", help="augmented training samples under one policy (PNG grid; text: listing)")
     pv.add_argument("--task", default="digits", choices=list(TASKS))
     pv.add_argument("--data", default=None, help="local data path (IDX folder, image-folder tree)")
@@ -108,6 +121,52 @@ def _train(args: argparse.Namespace) -> int:
     result = train(config, progress=not args.no_progress)
     print(json.dumps(result.metrics, indent=2))
     print(f"run written to {result.run_dir}", file=sys.stderr)
+    return 0
+
+
+def _train_policy(text: str) -> str:
+    """A known policy name, or ``replay:PATH`` (checked now, PATH made absolute for config.json / resume)."""
+    from adaptaug.policies import POLICIES
+
+    if text in POLICIES:
+        return text
+    if text.startswith("replay:") and text[len("replay:"):].strip():
+        from pathlib import Path
+
+        from adaptaug.policies.replay import load_schedule
+
+        path = Path(text[len("replay:"):]).expanduser().resolve()
+        try:
+            load_schedule(path)
+        except AdaptaugError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return f"replay:{path}"
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(POLICIES)}, replay:RUN_DIR, "
+                                     "replay:policy.json)")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from adaptaug.evaluate_run import evaluate_run
+    from adaptaug.io import write_json
+
+    metrics = evaluate_run(args.run, args.data, split=args.split, device=args.device,
+                           robustness=False if args.no_robustness else None)
+    print(json.dumps(metrics, indent=2))
+    if args.out:
+        write_json(args.out, metrics)
+        print(f"metrics written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _export_policy(args: argparse.Namespace) -> int:
+    from adaptaug.policies.replay import export_policy
+
+    schedule = export_policy(args.run, args.out)
+    if args.out:
+        print(f"policy ({len(schedule.steps)} rows over {len(schedule.ops)} ops) written to {args.out}",
+              file=sys.stderr)
+    else:
+        print(schedule.dumps(), end="")
     return 0
 
 
@@ -143,7 +202,7 @@ def _preview(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = ("train", "compare", "preview")
+COMMANDS = ("train", "compare", "preview", "evaluate", "export-policy")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.command == "preview":
             return _preview(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "export-policy":
+            return _export_policy(args)
         build_parser().print_help()
         return EXIT_BAD_INPUT
     except (AdaptaugError, FloatingPointError) as err:

@@ -30,7 +30,11 @@ def build_policy(name: str, task, total_steps: int, generator: torch.Generator,
         return TrivialAugment(task.op_space, generator=generator, base=base)
     if name == "augnet":
         return AugNetPolicy(task.op_space, task.num_classes, total_steps, augnet, generator=generator, base=base)
-    raise ConfigError(f"unknown policy {name!r}; known policies: {', '.join(POLICIES)}")
+    if name.startswith("replay:"):  # a logged AugNet schedule, fixed: adaptaug.policies.replay
+        from adaptaug.policies.replay import ReplayPolicy
+        return ReplayPolicy.from_source(name[len("replay:"):], task.op_space, total_steps, generator, base)
+    raise ConfigError(f"unknown policy {name!r}; known policies: {', '.join(POLICIES)}, replay:RUN_DIR, "
+                      "replay:policy.json")
 
 
 __all__ = ["POLICIES", "AugNet", "AugNetConfig", "AugNetPolicy", "NoAugment", "Policy", "RandAugment",
