@@ -421,7 +421,7 @@ def test_two_slots_chain_and_lengths_follow() -> None:
 
 def test_token_plan_errors() -> None:
     ids, lengths = _batch([3, 3], 4)
-    with pytest.raises(ConfigError, match="image op"):
+    with pytest.raises(ConfigError, match="op 'Rotate' has modality 'image'"):
         apply_token_plan(ids, lengths, _plan(torch.zeros(2, 1, dtype=torch.long), torch.ones(2, 1),
                                              ops=("Rotate",)), _toy_context())
     with pytest.raises(ConfigError, match="plan is for 3 samples"):

@@ -60,32 +60,43 @@ class AugPlan:
         )
 
 
-def apply_plan(images: torch.Tensor, plan: AugPlan) -> torch.Tensor:
-    """Apply ``plan`` to float images (B, C, H, W) in [0, 1] on their own device; returns a new tensor.
-
-    Ops are grouped: for each slot, each op in the plan's vocabulary runs once on the samples that chose it,
-    so the number of kernel launches is bounded by slots x ops, never by the batch size.
-    """
-    if images.dim() != 4:
-        raise ConfigError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
-    if plan.batch_size != images.shape[0]:
-        raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {images.shape[0]}")
-    op_ids = plan.op_ids.to(images.device)
-    mags = plan.magnitudes.to(images.device, images.dtype)
-    generator = torch.Generator(device=images.device).manual_seed(plan.seed)
-    out = images
+def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
+                   *context: object) -> tuple[torch.Tensor, ...]:
+    """Run ``plan`` over per-sample tensors ``data`` (all (B, ...)): for each slot, each op of the plan's
+    vocabulary runs once on the samples that chose it, ``fn(*data[idx], magnitude[idx], generator,
+    *context)``, so kernel launches are bounded by slots x ops, never by the batch size. The kernels'
+    randomness comes from one generator seeded by ``plan.seed``: the same plan always gives the same output."""
+    first = data[0]
+    if plan.batch_size != first.shape[0]:
+        raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {first.shape[0]}")
+    op_ids = plan.op_ids.to(first.device)
+    mags = plan.magnitudes.to(first.device, first.dtype if first.is_floating_point() else torch.float32)
+    generator = torch.Generator(device=first.device).manual_seed(plan.seed)
     specs = [get_op(name) for name in plan.ops]
+    out = data
     for slot in range(op_ids.shape[1]):
-        ids = op_ids[:, slot]
-        present = torch.unique(ids).tolist()  # one sync per slot: which groups exist
-        for k in present:
+        chosen = op_ids[:, slot]
+        for k in torch.unique(chosen).tolist():  # one sync per slot: which groups exist
             if k == NO_OP or specs[k].name == "Identity":
                 continue
-            idx = (ids == k).nonzero().squeeze(1)
-            if out is images:
-                out = images.clone()
-            out[idx] = specs[k].fn(out[idx], mags[idx, slot], generator).to(out.dtype)
+            if specs[k].modality != modality:
+                raise ConfigError(f"op {specs[k].name!r} has modality {specs[k].modality!r}; this plan runs "
+                                  f"on {modality} data")
+            idx = (chosen == k).nonzero().squeeze(1)
+            if out is data:
+                out = tuple(t.clone() for t in data)
+            results = specs[k].fn(*(t[idx] for t in out), mags[idx, slot], generator, *context)
+            for t, r in zip(out, results if isinstance(results, tuple) else (results,)):
+                t[idx] = r.to(t.dtype)
     return out
+
+
+def apply_plan(images: torch.Tensor, plan: AugPlan) -> torch.Tensor:
+    """Apply ``plan`` to float images (B, C, H, W) in [0, 1] on their own device; returns a new tensor
+    (or ``images`` itself when the plan changes nothing)."""
+    if images.dim() != 4:
+        raise ConfigError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    return _apply_grouped((images,), plan, "image")[0]
 
 
 if TYPE_CHECKING:  # the type only: ops are registered lazily by get_op, not by importing this module
@@ -103,26 +114,7 @@ def apply_token_plan(ids: torch.Tensor, lengths: torch.Tensor, plan: AugPlan,
     if ids.dim() != 2 or lengths.shape != ids.shape[:1]:
         raise ConfigError(f"token ids must be (B, T) with lengths (B,), got {tuple(ids.shape)} and "
                           f"{tuple(lengths.shape)}")
-    if plan.batch_size != ids.shape[0]:
-        raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {ids.shape[0]}")
-    op_ids = plan.op_ids.to(ids.device)
-    mags = plan.magnitudes.to(ids.device, torch.float32)
-    generator = torch.Generator(device=ids.device).manual_seed(plan.seed)
-    context = context.to(ids.device)
-    specs = [get_op(name) for name in plan.ops]
-    out_ids, out_lengths = ids, lengths
-    for slot in range(op_ids.shape[1]):
-        chosen = op_ids[:, slot]
-        for k in torch.unique(chosen).tolist():  # one sync per slot: which groups exist
-            if k == NO_OP or specs[k].name == "Identity":
-                continue
-            if specs[k].modality != "text":
-                raise ConfigError(f"op {specs[k].name!r} is a {specs[k].modality} op; token plans take text ops")
-            idx = (chosen == k).nonzero().squeeze(1)
-            if out_ids is ids:
-                out_ids, out_lengths = ids.clone(), lengths.clone()
-            new_ids, new_lengths = specs[k].fn(out_ids[idx], out_lengths[idx], mags[idx, slot], generator, context)
-            out_ids[idx], out_lengths[idx] = new_ids, new_lengths
+    out_ids, out_lengths = _apply_grouped((ids, lengths), plan, "text", context.to(ids.device))
     return out_ids, out_lengths
 
 
@@ -142,25 +134,5 @@ def apply_tagging_plan(ids: torch.Tensor, tags: torch.Tensor, lengths: torch.Ten
     if ids.dim() != 2 or tags.shape != ids.shape or lengths.shape != ids.shape[:1]:
         raise ConfigError(f"NER batches must be ids (B, T), tags (B, T) and lengths (B,), got "
                           f"{tuple(ids.shape)}, {tuple(tags.shape)} and {tuple(lengths.shape)}")
-    if plan.batch_size != ids.shape[0]:
-        raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {ids.shape[0]}")
-    op_ids = plan.op_ids.to(ids.device)
-    mags = plan.magnitudes.to(ids.device, torch.float32)
-    generator = torch.Generator(device=ids.device).manual_seed(plan.seed)
-    context = context.to(ids.device)
-    specs = [get_op(name) for name in plan.ops]
-    out_ids, out_tags, out_lengths = ids, tags, lengths
-    for slot in range(op_ids.shape[1]):
-        chosen = op_ids[:, slot]
-        for k in torch.unique(chosen).tolist():  # one sync per slot: which groups exist
-            if k == NO_OP or specs[k].name == "Identity":
-                continue
-            if specs[k].modality != "tagging":
-                raise ConfigError(f"op {specs[k].name!r} has modality {specs[k].modality!r}; NER plans take "
-                                  "tagging ops")
-            idx = (chosen == k).nonzero().squeeze(1)
-            if out_ids is ids:
-                out_ids, out_tags, out_lengths = ids.clone(), tags.clone(), lengths.clone()
-            new = specs[k].fn(out_ids[idx], out_tags[idx], out_lengths[idx], mags[idx, slot], generator, context)
-            out_ids[idx], out_tags[idx], out_lengths[idx] = new
+    out_ids, out_tags, out_lengths = _apply_grouped((ids, tags, lengths), plan, "tagging", context.to(ids.device))
     return out_ids, out_tags, out_lengths
