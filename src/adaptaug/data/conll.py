@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -42,7 +41,7 @@ from typing import Collection, Iterable, Sequence
 import numpy as np
 import torch
 
-from adaptaug.data.images import cache_path, hash_named_bytes, new_cache_hasher, resolve_data_path
+from adaptaug.data.images import cache_path, hash_named_bytes, new_cache_hasher, resolve_data_path, save_npz_cache
 from adaptaug.data.vocab import PAD, UNK, Vocab
 from adaptaug.errors import ConfigError, DataError, OfflineError
 
@@ -283,23 +282,7 @@ def _save(path: Path, data: ConllData) -> None:
         arrays.update({f"{s}_ids": sp.ids.numpy(), f"{s}_tags": sp.tags.numpy(), f"{s}_lengths": sp.lengths.numpy()})
     meta = {"format": CACHE_FORMAT, "words": data.words.itos, "lower": data.lower.itos, "tags": list(data.tags),
             "source": data.source}
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem + ".", suffix=".tmp", delete=False) as f:
-            tmp = f.name
-            np.savez(f, meta=np.array(json.dumps(meta, ensure_ascii=False)), **arrays)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        warnings.warn(f"could not write cache file {path} ({exc}); continuing without cache", RuntimeWarning,
-                      stacklevel=3)
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    save_npz_cache(path, {"meta": np.array(json.dumps(meta, ensure_ascii=False)), **arrays})
 
 
 def _load(path: Path) -> ConllData | None:

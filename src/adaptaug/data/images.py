@@ -310,34 +310,40 @@ def load_cache(path: Path, source: str) -> RawImages | None:
     return RawImages(tx, ty, vx, vy, tuple(str(c) for c in classes.tolist()), source)
 
 
-def save_cache(path: Path, raw: RawImages) -> None:
-    """Write ``raw`` to ``path`` atomically (temp file in the same folder + os.replace).
-
-    A cache that cannot be written (read-only home, full disk) only costs speed, so it warns instead of failing.
-    """
+def save_npz_cache(path: Path, arrays: dict[str, np.ndarray]) -> bool:
+    """Write ``arrays`` to ``path`` atomically (temp file in the same folder + os.replace); read back with
+    ``np.load(..., allow_pickle=False)``. A cache that cannot be written (read-only home, full disk) only costs
+    speed, so it warns instead of failing; returns whether it was written."""
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem + ".", suffix=".tmp",
                                          delete=False) as f:
             tmp_name = f.name
-            np.savez(f, train_images=raw.train_images, train_labels=raw.train_labels.astype(np.int64),
-                     test_images=raw.test_images, test_labels=raw.test_labels.astype(np.int64),
-                     classes=np.array(raw.classes, dtype=str))
+            np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
         tmp_name = None
-        log.info("cached decoded images in %s", path)
+        return True
     except OSError as exc:
         warnings.warn(f"could not write cache file {path} ({exc}); continuing without cache",
                       RuntimeWarning, stacklevel=3)
+        return False
     finally:
         if tmp_name is not None:
             try:
                 os.unlink(tmp_name)
             except OSError:
                 pass
+
+
+def save_cache(path: Path, raw: RawImages) -> None:
+    """Write decoded images to the cache (see ``save_npz_cache``)."""
+    if save_npz_cache(path, {"train_images": raw.train_images, "train_labels": raw.train_labels.astype(np.int64),
+                             "test_images": raw.test_images, "test_labels": raw.test_labels.astype(np.int64),
+                             "classes": np.array(raw.classes, dtype=str)}):
+        log.info("cached decoded images in %s", path)
 
 
 # --------------------------------------------------------------------------------------------- entry point

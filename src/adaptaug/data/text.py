@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 
 from adaptaug.data.images import (_check_limit, _val_count, cache_dir, hash_named_bytes, new_cache_hasher,
-                                  resolve_data_path, stratified_choice)
+                                  resolve_data_path, save_npz_cache, stratified_choice)
 from adaptaug.data.vocab import PAD, UNK, Vocab
 from adaptaug.errors import ConfigError, DataError, OfflineError
 
@@ -260,29 +259,6 @@ def _text_cache_path(key: str) -> Path:
     return cache_dir() / f"text-{key}.npz"
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Atomic write (temp file + os.replace); a cache that cannot be written only costs speed: warn."""
-    tmp_name = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem + ".", suffix=".tmp", delete=False) as f:
-            tmp_name = f.name
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except OSError as exc:
-        warnings.warn(f"could not write cache file {path} ({exc}); continuing without cache", RuntimeWarning,
-                      stacklevel=3)
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-
-
 def _load_npz(path: Path, names: Iterable[str]) -> dict[str, np.ndarray] | None:
     """The named arrays, or None when the file is missing; a corrupt file raises ValueError for the caller."""
     if not path.is_file():
@@ -315,7 +291,7 @@ def save_tokenized(path: Path, src: TokenizedSource) -> None:
     for split in ("train", "test"):
         part = getattr(src, split)
         arrays.update({f"{split}_{k}": getattr(part, k) for k in _SPLIT_ARRAYS})
-    _save_npz(path, arrays)
+    save_npz_cache(path, arrays)
 
 
 def load_tokenized(path: Path, key: str, source: str) -> TokenizedSource | None:
@@ -608,7 +584,7 @@ def build_synonyms(source: str, vocab: Vocab, train: TextDataset, key: str, seed
         table = wordnet_synonyms(vocab, k)
     else:
         table = cooccurrence_synonyms(train.ids, train.lengths, train.labels, len(vocab), k=k, seed=seed)
-    _save_npz(path, {"table": table})
+    save_npz_cache(path, {"table": table})
     return table
 
 
