@@ -31,6 +31,19 @@ def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
         raise
 
 
+def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The raw ``config.json`` of a run directory, or a ConfigError saying why it is not a run."""
+    from adaptaug.errors import ConfigError
+
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory: config.json is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import random
 import time
@@ -26,7 +25,7 @@ from adaptaug.checkpoint import load_checkpoint, rng_state, save_checkpoint, set
 from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError
 from adaptaug.evaluate import evaluate
-from adaptaug.io import write_csv, write_json
+from adaptaug.io import read_run_config, write_csv, write_json
 from adaptaug.policies import build_policy
 from adaptaug.tasks import Task, build_task
 
@@ -68,13 +67,7 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 def load_run_config(run_dir: str | Path) -> TrainConfig:
     """The TrainConfig a run directory was made with (its config.json)."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory: config.json is missing")
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    saved = read_run_config(run_dir)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig.from_dict({k: v for k, v in saved.items() if k in fields})
 

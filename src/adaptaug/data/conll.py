@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import re
-import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -41,7 +40,8 @@ from typing import Collection, Iterable, Sequence
 import numpy as np
 import torch
 
-from adaptaug.data.images import cache_path, hash_named_bytes, new_cache_hasher, resolve_data_path, save_npz_cache
+from adaptaug.data.images import (cache_path, drop_corrupt_cache, hash_named_bytes, new_cache_hasher,
+                                  resolve_data_path, save_npz_cache)
 from adaptaug.data.vocab import PAD, UNK, Vocab
 from adaptaug.errors import ConfigError, DataError, OfflineError
 
@@ -307,11 +307,7 @@ def _load(path: Path) -> ConllData | None:
             if int(sp.ids.max()) >= len(words) or int(sp.tags.max()) >= len(tags):
                 raise ValueError("ids out of range")
     except (OSError, ValueError, KeyError, TypeError, EOFError, DataError, zipfile.BadZipFile) as exc:
-        warnings.warn(f"ignoring corrupt cache file {path} ({exc}); rebuilding it", RuntimeWarning, stacklevel=3)
-        try:
-            path.unlink()
-        except OSError:
-            pass
+        drop_corrupt_cache(path, exc)
         return None
     lower_of, shape_of = lookup_tables(words, lower)
     log.info("loaded encoded CoNLL-2003 from cache %s", path)

@@ -300,14 +300,19 @@ def load_cache(path: Path, source: str) -> RawImages | None:
                 arrays = {k: npz[k] for k in _CACHE_ARRAYS}
         tx, ty, vx, vy, classes = _validate_cached(arrays)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        warnings.warn(f"ignoring corrupt cache file {path} ({exc}); rebuilding it", RuntimeWarning, stacklevel=3)
-        try:
-            path.unlink()
-        except OSError:
-            pass
+        drop_corrupt_cache(path, exc)
         return None
     log.info("loaded decoded images from cache %s", path)
     return RawImages(tx, ty, vx, vy, tuple(str(c) for c in classes.tolist()), source)
+
+
+def drop_corrupt_cache(path: Path, exc: Exception) -> None:
+    """A cache file that fails to load or validate is deleted (and rebuilt by the caller), never trusted."""
+    warnings.warn(f"ignoring corrupt cache file {path} ({exc}); rebuilding it", RuntimeWarning, stacklevel=4)
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def save_npz_cache(path: Path, arrays: dict[str, np.ndarray]) -> bool:

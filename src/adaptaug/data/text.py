@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import re
-import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -40,7 +39,8 @@ import numpy as np
 import torch
 
 from adaptaug.data.images import (_check_limit, _val_count, cache_dir, hash_named_bytes, new_cache_hasher,
-                                  resolve_data_path, save_npz_cache, stratified_choice)
+                                  drop_corrupt_cache, resolve_data_path, save_npz_cache,
+                                  stratified_choice)
 from adaptaug.data.vocab import PAD, UNK, Vocab
 from adaptaug.errors import ConfigError, DataError, OfflineError
 
@@ -274,13 +274,6 @@ def _load_npz(path: Path, names: Iterable[str]) -> dict[str, np.ndarray] | None:
         raise ValueError(str(exc) or type(exc).__name__) from None
 
 
-def _drop_corrupt(path: Path, exc: Exception) -> None:
-    warnings.warn(f"ignoring corrupt cache file {path} ({exc}); rebuilding it", RuntimeWarning, stacklevel=3)
-    try:
-        path.unlink()
-    except OSError:
-        pass
-
 
 _SPLIT_ARRAYS = ("tokens", "offsets", "labels")
 
@@ -317,7 +310,7 @@ def load_tokenized(path: Path, key: str, source: str) -> TokenizedSource | None:
                 raise ValueError(f"bad labels in {split}")
             parts[split] = TokenizedText(tokens, offsets, labels)
     except (ValueError, UnicodeDecodeError) as exc:
-        _drop_corrupt(path, exc)
+        drop_corrupt_cache(path, exc)
         return None
     log.info("loaded tokenised text from cache %s", path)
     return TokenizedSource(words, parts["train"], parts["test"], key, source)
@@ -579,7 +572,7 @@ def build_synonyms(source: str, vocab: Vocab, train: TextDataset, key: str, seed
                 raise ValueError("bad synonym table")
             return table
     except ValueError as exc:
-        _drop_corrupt(path, exc)
+        drop_corrupt_cache(path, exc)
     if source == "wordnet":
         table = wordnet_synonyms(vocab, k)
     else:

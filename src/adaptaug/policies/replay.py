@@ -44,6 +44,7 @@ import torch
 
 from adaptaug.augment import AugPlan
 from adaptaug.errors import ConfigError
+from adaptaug.io import read_run_config
 from adaptaug.ops.space import OpSpace
 from adaptaug.policies.base import Policy, draw_seed, make_plan, random_signs
 
@@ -138,13 +139,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def schedule_from_run(run_dir: str | os.PathLike) -> Schedule:
     """The schedule AugNet logged in ``run_dir/trace.csv``, preceded by its starting distribution."""
     run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory: config.json is missing")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    config = read_run_config(run_dir)
     trace = _read_csv(run_dir / "trace.csv") if (run_dir / "trace.csv").is_file() else []
     if not trace:
         raise ConfigError(f"{run_dir} has no AugNet trace to replay (policy {config.get('policy')!r}; trace.csv "

@@ -31,9 +31,12 @@ class Task(ABC):
     @abstractmethod
     def size(self, split: str) -> int: ...
 
-    @abstractmethod
     def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
         """Batches on ``self.device``; shuffled when a generator is given, in order otherwise."""
+        n = self.size(split)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        for start in range(0, n, batch_size):
+            yield self.gather(split, order[start:start + batch_size])
 
     @abstractmethod
     def augment(self, inputs: Inputs, plan: AugPlan) -> Inputs: ...

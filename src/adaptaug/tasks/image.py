@@ -6,7 +6,6 @@ the model normalises inside.
 """
 from __future__ import annotations
 
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -54,12 +53,6 @@ class ImageTask(Task):
         images, labels = self._tensors[split]
         index = index.to(self.device)
         return (images[index].float().div_(255),), labels[index]
-
-    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        n = self.size(split)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        for start in range(0, n, batch_size):
-            yield self.gather(split, order[start:start + batch_size])
 
     def augment(self, inputs: Inputs, plan: AugPlan) -> Inputs:
         return (apply_plan(inputs[0], plan),)

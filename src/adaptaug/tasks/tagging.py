@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -144,12 +143,6 @@ class TaggingTask(Task):
         lengths = sp.lengths[index]
         width = int(lengths.max())  # one sync per batch; padding beyond the longest sentence is dropped
         return (sp.ids[index, :width], lengths), sp.tags[index, :width]
-
-    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        n = self.size(split)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        for start in range(0, n, batch_size):
-            yield self.gather(split, order[start:start + batch_size])
 
     def augment_batch(self, inputs: Inputs, targets: torch.Tensor, plan: AugPlan) -> Batch:
         """Apply ``plan`` to sentences and tags together -> ((ids, lengths), tags)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -74,12 +74,6 @@ class TextClassificationTask(Task):
         ids, lengths, labels = self._tensors[split]
         index = index.to(self.device)
         return (ids[index], lengths[index]), labels[index]
-
-    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        n = self.size(split)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        for start in range(0, n, batch_size):
-            yield self.gather(split, order[start:start + batch_size])
 
     def augment(self, inputs: Inputs, plan: AugPlan) -> Inputs:
         return apply_token_plan(inputs[0], inputs[1], plan, self.context)
