@@ -1,15 +1,16 @@
 """The seed's BiLSTM sentiment classifier (IMDB, SST-2).
 
-embedding 128 (id 0 = padding) -> BiLSTM 64 per direction over packed sequences (padding costs nothing and
-never reaches the final states) -> concatenated final states (128) -> fc 128 ReLU -> dropout 0.5 -> one logit
-(sigmoid via BCE-with-logits). ``classifier`` is the last linear layer, so AugNet's alignment reward reads its
+embedding 128 (id 0 = padding) -> BiLSTM 64 per direction over the padded batch (padding never reaches the
+final states; see :mod:`adaptaug.models.bilstm`) -> concatenated final states (128) -> fc 128 ReLU -> dropout
+0.5 -> one logit (sigmoid via BCE-with-logits). ``classifier`` is the last linear layer, so AugNet's alignment reward reads its
 128 input features. ``forward_embedded`` runs from embeddings, for attacks in embedding space.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+
+from adaptaug.models.bilstm import PaddedBiLSTM
 
 
 class BiLSTMClassifier(nn.Module):
@@ -19,7 +20,7 @@ class BiLSTMClassifier(nn.Module):
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2 (<pad>, <unk>), got {vocab_size}")
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
-        self.lstm = nn.LSTM(embed_dim, hidden, batch_first=True, bidirectional=True)
+        self.lstm = PaddedBiLSTM(embed_dim, hidden)
         self.hidden = nn.Sequential(nn.Linear(2 * hidden, fc), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.classifier = nn.Linear(fc, num_outputs)
         self.num_outputs = num_outputs
@@ -29,12 +30,8 @@ class BiLSTMClassifier(nn.Module):
         if emb.dim() != 3 or lengths.shape != emb.shape[:1]:
             raise ValueError(f"expected embeddings (B, T, E) and lengths (B,), got {tuple(emb.shape)} and "
                              f"{tuple(lengths.shape)}")
-        # pack_padded_sequence wants lengths on the CPU; enforce_sorted=False sorts and unsorts for us
-        lengths = lengths.detach().cpu()
         emb = emb[:, : int(lengths.max())]  # columns past the longest text are padding in every row
-        packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.lstm(packed)  # h_n (2, B, H) in the original batch order
-        return torch.cat([h_n[0], h_n[1]], dim=1)  # (B, 2H)
+        return self.lstm(emb, lengths)[1]  # (B, 2H)
 
     def forward_embedded(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (B,) (or (B, num_outputs) when > 1) from embedded tokens (B, T, E)."""

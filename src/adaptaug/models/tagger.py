@@ -1,9 +1,9 @@
 """BiLSTM sequence tagger for NER (Huang et al. 2015; Lample et al. 2016, "Neural Architectures for Named
 Entity Recognition", without their CRF and character LSTM).
 
-word embedding (128) [+ casing embedding] -> dropout -> BiLSTM (hidden per direction) over packed sequences
--> dropout -> ``classifier`` = Linear(2 * hidden, num_tags), the last layer (AugNet's alignment reward reads
-its input features, one row per token).
+word embedding (128) [+ casing embedding] -> dropout -> BiLSTM (hidden per direction, on the padded batch:
+:mod:`adaptaug.models.bilstm`) -> dropout -> ``classifier`` = Linear(2 * hidden, num_tags), the last layer
+(AugNet's alignment reward reads its input features, one row per token).
 
 Casing: input ids are *cased* word ids; ``lower_of`` maps each to the lower-cased form the word embedding
 uses and ``shape_of`` to a casing class embedded in ``case_dim`` dimensions (Reimers & Gurevych 2017's
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from adaptaug.models.bilstm import PaddedBiLSTM
 
 
 class BiLSTMTagger(nn.Module):
@@ -41,8 +42,7 @@ class BiLSTMTagger(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.input_dim = embedding_dim + (case_dim if self.case_embedding is not None else 0)
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(self.input_dim, hidden, num_layers=layers, batch_first=True, bidirectional=True,
-                            dropout=dropout if layers > 1 else 0.0)
+        self.lstm = PaddedBiLSTM(self.input_dim, hidden, layers, dropout=dropout if layers > 1 else 0.0)
         self.classifier = nn.Linear(2 * hidden, num_tags)
         for emb in (self.embedding, self.case_embedding):
             if emb is not None:
@@ -61,10 +61,7 @@ class BiLSTMTagger(nn.Module):
 
     def forward_embedded(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """emb (B, T, input_dim), lengths (B,) -> logits (B, T, num_tags)."""
-        packed = pack_padded_sequence(self.dropout(emb), lengths.clamp(min=1).cpu(), batch_first=True,
-                                      enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        h, _ = pad_packed_sequence(out, batch_first=True, total_length=emb.shape[1])  # (B, T, 2H), 0 at pads
+        h, _ = self.lstm(self.dropout(emb), lengths)  # (B, T, 2H), 0 at pads
         return self.classifier(self.dropout(h))  # (B, T, num_tags)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
