@@ -69,20 +69,22 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
     first = data[0]
     if plan.batch_size != first.shape[0]:
         raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {first.shape[0]}")
-    op_ids = plan.op_ids.to(first.device)
+    # Policies draw plans on the host, so the groups are found there: no device-to-host sync per batch
+    # (a plan already on the device costs one copy back).
+    op_ids = plan.op_ids.cpu()
     mags = plan.magnitudes.to(first.device, first.dtype if first.is_floating_point() else torch.float32)
     generator = torch.Generator(device=first.device).manual_seed(plan.seed)
     specs = [get_op(name) for name in plan.ops]
     out = data
     for slot in range(op_ids.shape[1]):
         chosen = op_ids[:, slot]
-        for k in torch.unique(chosen).tolist():  # one sync per slot: which groups exist
+        for k in torch.unique(chosen).tolist():
             if k == NO_OP or specs[k].name == "Identity":
                 continue
             if specs[k].modality != modality:
                 raise ConfigError(f"op {specs[k].name!r} has modality {specs[k].modality!r}; this plan runs "
                                   f"on {modality} data")
-            idx = (chosen == k).nonzero().squeeze(1)
+            idx = (chosen == k).nonzero().squeeze(1).to(first.device, non_blocking=True)
             if out is data:
                 out = tuple(t.clone() for t in data)
             results = specs[k].fn(*(t[idx] for t in out), mags[idx, slot], generator, *context)

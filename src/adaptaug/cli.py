@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", metavar="RUN_DIR", default=None,
                     help="continue an interrupted run from its last checkpoint (other options are ignored)")
     tr.add_argument("--no-robustness", action="store_true", help="skip the eval_robust_* evaluation")
+    tr.add_argument("--compile", action="store_true", help="torch.compile the training step's model")
+    tr.add_argument("--amp", default="off", choices=["off", "bf16"], help="autocast the training forward")
+    tr.add_argument("--channels-last", action="store_true", help="NHWC weights and inputs (image models)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     co = sub.add_parser("compare", help="policies x seeds grid -> results.csv, report.md, plots")
@@ -117,8 +120,11 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(task=args.task, data=args.data, policy=args.policy, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
                          patience=args.patience, limit=args.limit, robustness=not args.no_robustness,
+                         compile=args.compile, amp=args.amp, channels_last=args.channels_last,
                          augnet=AugNetConfig(lr=args.augnet_lr, reward=args.reward, learn=not args.frozen_augnet))
     result = train(config, progress=not args.no_progress)
+    if result.run_dir is None:  # a data-parallel rank other than 0: rank 0 reports
+        return 0
     print(json.dumps(result.metrics, indent=2))
     print(f"run written to {result.run_dir}", file=sys.stderr)
     return 0

@@ -24,6 +24,10 @@ class TrainConfig:
     val_size: float = 0.1  # share (or count, if >= 1) of the training set held out for validation
     limit: int | None = None  # keep a stratified subset of this many training images (quick runs)
     robustness: bool = True  # eval_robust_* keys (attacks, corruptions) after the test evaluation
+    # Speed knobs, off by default until measured to help (BENCHMARKS.md); evaluation always runs in float32.
+    compile: bool = False  # torch.compile the training step's model
+    amp: str = "off"  # "bf16": autocast the training forward in bfloat16
+    channels_last: bool = False  # NHWC weights and inputs for image models
     augnet: AugNetConfig = field(default_factory=AugNetConfig)
 
     def __post_init__(self) -> None:
@@ -39,6 +43,8 @@ class TrainConfig:
             raise ConfigError(f"patience must be >= 1, got {self.patience!r}")
         if not self.val_size > 0:
             raise ConfigError(f"val_size must be > 0, got {self.val_size!r}")
+        if self.amp not in ("off", "bf16"):
+            raise ConfigError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be a positive integer, got {self.limit!r}")
 

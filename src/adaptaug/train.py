@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from adaptaug import __version__
 from adaptaug.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from adaptaug.config import TrainConfig
+from adaptaug.distributed import DistContext, all_reduce_sum, broadcast_, finish, init_from_env
 from adaptaug.errors import ConfigError
 from adaptaug.evaluate import evaluate
 from adaptaug.io import read_run_config, write_csv, write_json
@@ -83,18 +84,47 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> RunResult:
 def train(config: TrainConfig, *, task: Task | None = None, progress: bool = True,
           write: bool = True, resume_from: Path | None = None) -> RunResult:
     """Train one model under one policy; write config.json, history.csv, trace.csv, metrics.json, model.pt
-    and, after every epoch, checkpoint.pt (see ``resume``)."""
-    seed_everything(config.seed)
+    and, after every epoch, checkpoint.pt (see ``resume``). Under torchrun, data-parallel across the ranks
+    (:mod:`adaptaug.distributed`); rank 0 writes the files."""
     device = resolve_device(config.device)
+    ctx = init_from_env(device)
+    try:
+        return _train(config, task, progress, write, resume_from, device, ctx)
+    finally:
+        finish(ctx)
+
+
+def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, resume_from: Path | None,
+           device: torch.device, ctx: DistContext) -> RunResult:
+    if ctx.enabled:
+        if resume_from is not None:
+            raise ConfigError("--resume is for single-process runs; restart a data-parallel run instead")
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", ctx.local_rank)
+            torch.cuda.set_device(device)
+        write = write and ctx.is_main
+        progress = progress and ctx.is_main
+    seed_everything(config.seed + ctx.rank)  # dropout differs per rank; DDP copies rank 0's initial weights
     if task is None:
         task = build_task(config.task, config.data, val_size=config.val_size, seed=config.seed, limit=config.limit)
     task.to(device)
-    model = task.build_model().to(device)
+    model = task.build_model().to(device)  # the model itself: evaluation, AugNet's probe, checkpoints
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # 4-D conv weights only; others unchanged
+    step_model = model  # what the training step calls: the model, wrapped for DDP and/or compiled
+    if ctx.enabled:
+        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
+                                                               else None)
+    if config.compile:
+        step_model = torch.compile(step_model)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    steps_per_epoch = math.ceil(task.size("train") / config.batch_size)
-    policy_gen = torch.Generator().manual_seed(config.seed + 1)
-    data_gen = torch.Generator().manual_seed(config.seed + 2)
+    train_size = task.size("train") // ctx.world_size * ctx.world_size  # samples per epoch, all ranks
+    steps_per_epoch = math.ceil(train_size // ctx.world_size / config.batch_size)
+    policy_gen = torch.Generator().manual_seed(config.seed + 1 + 7919 * ctx.rank)  # own images, own draws
+    data_gen = torch.Generator().manual_seed(config.seed + 2)  # one permutation for all ranks
     policy = build_policy(config.policy, task, config.epochs * steps_per_epoch, policy_gen, config.augnet)
+    feeds_policy = policy.learns and ctx.is_main  # rank 0 decides (adaptaug.distributed)
     if policy.learns:
         probe_inputs, probe_targets = task.probe(config.augnet.probe_size, torch.Generator().manual_seed(config.seed + 3))
         policy.attach(model, task.loss_fn, probe_inputs, probe_targets, accuracy_fn=task.accuracy_fn)
@@ -103,6 +133,7 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
     if write and resume_from is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", {"version": __version__, **config.to_dict(), "resolved_device": str(device),
+                                             "world_size": ctx.world_size,
                                              "task_info": task.describe(), "policy_repr": repr(policy)})
         task.save_assets(run_dir)  # class names / vocabulary / tags, for `adaptaug evaluate` (adaptaug.evaluate_run)
 
@@ -122,6 +153,7 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
         best_epoch, bad_epochs, stopped = ckpt["best_epoch"], ckpt["bad_epochs"], ckpt["stopped"]
         first_epoch, elapsed_before = ckpt["epoch"] + 1, ckpt["elapsed"]
     train_start = time.perf_counter()
+    steps_done = (first_epoch - 1) * steps_per_epoch
     epochs = range(first_epoch, config.epochs + 1) if not stopped else range(0)
     bar = tqdm(epochs, desc=f"{config.task}/{config.policy}", unit="epoch", disable=not progress, leave=True)
     for epoch in bar:
@@ -130,13 +162,19 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
         loss_sum = torch.zeros((), device=device)
         correct_sum = torch.zeros((), device=device)
         t = time.perf_counter()
-        for inputs, targets in task.batches("train", config.batch_size, data_gen):
+        for inputs, targets in task.batches("train", config.batch_size, data_gen, ctx if ctx.enabled else None):
+            steps_done += 1
             t1 = time.perf_counter()
             plan = policy.sample(targets.shape[0])
             # NER ops move tags with the tokens, so the targets of the step are those augment_batch returns
             augmented, aug_targets = task.augment_batch(inputs, targets, plan)
             t2 = time.perf_counter()
-            logits = model(*augmented)
+            if config.channels_last:
+                augmented = tuple(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+                                  for x in augmented)
+            with autocast:
+                logits = step_model(*augmented)
+            logits = logits.float()  # loss, metrics and AugNet's feedback in float32
             per_sample = task.loss_fn(logits, aug_targets)
             loss = per_sample.mean()
             optimizer.zero_grad(set_to_none=True)
@@ -145,20 +183,24 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
             loss_sum += per_sample.detach().sum()
             correct_sum += task.accuracy_fn(logits.detach(), aug_targets).sum()
             t3 = time.perf_counter()
-            policy.observe(logits=logits, targets=aug_targets, clean_inputs=inputs, clean_targets=targets)
+            if feeds_policy:
+                policy.observe(logits=logits, targets=aug_targets, clean_inputs=inputs, clean_targets=targets)
+            if ctx.enabled and policy.learns and steps_done % config.augnet.update_every == 0:
+                broadcast_(policy.shared_tensors(), ctx, device)  # AugNet's round ended on rank 0
             t4 = time.perf_counter()
             times["data"] += t1 - t
             times["augment"] += t2 - t1
             times["model"] += t3 - t2
             times["augment"] += t4 - t3  # AugNet's part is separated below from its own clock
             t = time.perf_counter()
-        train_loss = float(loss_sum) / task.size("train")
+        loss_sum, correct_sum = all_reduce_sum(loss_sum, ctx), all_reduce_sum(correct_sum, ctx)
+        train_loss = float(loss_sum) / train_size
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}; try a lower --lr")
         t = time.perf_counter()
         val = evaluate(model, task, "val", prefix="val")
         times["validation"] += time.perf_counter() - t
-        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": float(correct_sum) / task.size("train"),
+        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": float(correct_sum) / train_size,
                **{k: v for k, v in val.items() if not k.endswith(("_per_second", "_runtime"))},
                "epoch_seconds": round(time.perf_counter() - epoch_start, 4)}
         history.append(row)
@@ -199,7 +241,7 @@ def train(config: TrainConfig, *, task: Task | None = None, progress: bool = Tru
         "model_runtime": round(times["model"], 4),
         "validation_runtime": round(times["validation"], 4),
     })
-    if config.robustness:  # eval_robust_* (attacks, corruptions); timed apart, not part of train_runtime
+    if config.robustness and ctx.is_main:  # eval_robust_* (attacks, corruptions); timed apart, not part of train_runtime
         from adaptaug.robustness import robustness
         t = time.perf_counter()
         metrics.update(robustness(model, task, seed=config.seed))

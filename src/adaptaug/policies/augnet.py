@@ -148,6 +148,9 @@ class AugNetPolicy(Policy):
         eps = self.config.uniform_floor
         return (1 - eps) * probs + eps / probs.shape[-1]
 
+    def shared_tensors(self) -> list[torch.Tensor]:
+        return [self._op_probs, self._mag_probs]
+
     @property
     def op_probabilities(self) -> dict[str, float]:
         return dict(zip(self.space.names, self._op_probs.tolist()))

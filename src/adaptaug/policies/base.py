@@ -56,6 +56,11 @@ class Policy:
     def observe(self, **feedback: Any) -> None:
         """Feedback after the model step (fixed policies ignore it)."""
 
+    def shared_tensors(self) -> list[torch.Tensor]:
+        """What a learning policy's samples are drawn from, for data-parallel training to copy from rank 0
+        to the others in place (:mod:`adaptaug.distributed`). Fixed policies share nothing."""
+        return []
+
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"generator": self.generator.get_state()}
         if self.base is not None:

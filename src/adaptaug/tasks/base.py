@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from adaptaug.augment import AugPlan
+from adaptaug.distributed import DistContext, shard
 from adaptaug.ops.space import OpSpace
 
 Inputs = tuple[torch.Tensor, ...]  # what the model takes: model(*inputs)
@@ -31,10 +32,15 @@ class Task(ABC):
     @abstractmethod
     def size(self, split: str) -> int: ...
 
-    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        """Batches on ``self.device``; shuffled when a generator is given, in order otherwise."""
+    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None,
+                ctx: DistContext | None = None) -> Iterator[Batch]:
+        """Batches on ``self.device``; shuffled when a generator is given, in order otherwise. With a
+        data-parallel ``ctx``, this rank's shard of the permutation (see :func:`adaptaug.distributed.shard`)."""
         n = self.size(split)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        if ctx is not None:
+            order = shard(order, ctx)
+            n = order.shape[0]
         for start in range(0, n, batch_size):
             yield self.gather(split, order[start:start + batch_size])
 

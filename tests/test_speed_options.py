@@ -1,0 +1,40 @@
+"""--channels-last, --amp bf16 and --compile: the same training, numbers within rounding of the default."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from adaptaug.config import TrainConfig
+from adaptaug.errors import ConfigError
+from adaptaug.train import train
+
+DIGITS = {"task": "digits", "policy": "augnet", "epochs": 2, "lr": 3e-3, "seed": 0, "robustness": False}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return train(TrainConfig(**DIGITS), progress=False, write=False).metrics
+
+
+def test_channels_last_matches_the_default_layout(reference) -> None:
+    metrics = train(TrainConfig(**DIGITS, channels_last=True), progress=False, write=False).metrics
+    assert metrics["eval_loss"] == pytest.approx(reference["eval_loss"], rel=1e-3)
+    assert abs(metrics["eval_accuracy"] - reference["eval_accuracy"]) <= 0.01
+
+
+def test_bf16_autocast_trains_and_is_really_on(reference) -> None:
+    result = train(TrainConfig(**DIGITS, amp="bf16"), progress=False, write=False)
+    assert result.metrics["eval_accuracy"] > 0.6  # learns (float32: ~0.7 after these 2 epochs)
+    assert result.metrics["eval_loss"] != reference["eval_loss"]  # bf16 rounding changed the path
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())  # weights stay float32
+
+
+def test_unknown_amp_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="amp"):
+        TrainConfig(amp="fp8")
+
+
+@pytest.mark.slow
+def test_compile_matches_eager(reference) -> None:
+    metrics = train(TrainConfig(**DIGITS, compile=True), progress=False, write=False).metrics
+    assert metrics["eval_loss"] == pytest.approx(reference["eval_loss"], rel=1e-3)
