@@ -45,4 +45,5 @@ part training_speed_bf16_cl 120 python benchmarks/training_speed.py --data "$CIF
   --amp bf16 --channels-last --no-baseline --policies none,augnet
 part training_speed_compile 150 python benchmarks/training_speed.py --data "$CIFAR" --epochs 2 --device cuda \
   --compile --no-baseline --policies none,augnet
+part bilstm_speed 60 python benchmarks/bilstm_speed.py --device cuda --repeats 10
 echo "done $(date -u +%H:%M:%S)"
