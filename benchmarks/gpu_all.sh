@@ -45,5 +45,10 @@ part training_speed_bf16_cl 120 python benchmarks/training_speed.py --data "$CIF
   --amp bf16 --channels-last --no-baseline --policies none,augnet
 part training_speed_compile 150 python benchmarks/training_speed.py --data "$CIFAR" --epochs 2 --device cuda \
   --compile --no-baseline --policies none,augnet
+# 4. The 50-epoch CIFAR-10 augnet run (early stopping off) the speed issue times; FULL50=1 to include it.
+if [ "${FULL50:-0}" = 1 ]; then
+  part full50_augnet 420 python benchmarks/training_speed.py --data "$CIFAR" --epochs 50 --device cuda \
+    --no-baseline --policies augnet ${FULL50_FLAGS:-}
+fi
 part bilstm_speed 60 python benchmarks/bilstm_speed.py --device cuda --repeats 10
 echo "done $(date -u +%H:%M:%S)"
