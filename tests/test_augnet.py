@@ -126,3 +126,29 @@ def test_observe_before_attach_is_a_clear_error():
 def test_unknown_reward_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown reward 'nope'"):
         AugNetPolicy(SPACE, 10, total_steps=10, config=AugNetConfig(reward="nope"))
+
+
+def test_dropped_state_features_read_zero_and_unknown_ones_are_errors():
+    from adaptaug.feedback import STATE_FEATURES
+    kept = AugNetPolicy(SPACE, 10, total_steps=10)
+    dropped = AugNetPolicy(SPACE, 10, total_steps=10, config=AugNetConfig(drop_features=("gap", "progress")))
+    for name, full, ablated in zip(STATE_FEATURES, kept._state, dropped._state):
+        assert ablated == (0 if name in ("gap", "progress") else full)
+    assert kept._state[STATE_FEATURES.index("train_loss")] != 0  # so the comparison above can fail
+    with pytest.raises(ConfigError, match="unknown AugNet state feature 'nope'"):
+        AugNetConfig(drop_features=("nope",))
+
+
+def test_mixed_reward_adds_harder_samples_to_alignment():
+    from adaptaug.rewards import StepRecord, get_reward
+    # two samples with the same alignment; the second is harder on its augmented input than on its clean one
+    dz = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    record = StepRecord(op_idx=torch.tensor([0, 1, 2]), bins=torch.zeros(3, dtype=torch.long), grad_logits=dz,
+                        features=torch.ones(3, 1), loss=torch.tensor([1.0, 2.0, 1.0]),
+                        clean_loss=torch.tensor([1.0, 1.0, 1.0]))
+    data = RoundData([record], 1.0, 1.0, probe_grad_logits=torch.tensor([[1.0, 0.0]]),
+                     probe_features=torch.ones(1, 1))
+    aligned = get_reward("alignment")(data)[0]
+    mixed = get_reward("mixed")(data)[0]
+    assert aligned[0] == aligned[1] > aligned[2]  # alignment alone cannot tell 0 from 1
+    assert mixed[1] > mixed[0] > mixed[2]  # the mixed reward prefers the harder of two helpful samples

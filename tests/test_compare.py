@@ -9,6 +9,7 @@ import adaptaug.compare as compare_mod
 import adaptaug.train as train_mod
 from adaptaug.cli import main
 from adaptaug.compare import GridConfig, compare
+from adaptaug.errors import ConfigError
 from adaptaug.report import welch_interval
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -135,3 +136,19 @@ def test_welch_interval_matches_scipy():
     assert diff == pytest.approx(sum(a) / 4 - sum(b) / 3)
     assert (lo, hi) == pytest.approx((ci.low, ci.high))
     assert all(math.isnan(v) for v in welch_interval([0.9], b)[1:])
+
+
+def test_augnet_ablations_are_grid_entries(tmp_path):
+    from adaptaug.compare import parse_policies, run_specs
+    grid = GridConfig(task="digits", out=str(tmp_path), seeds=1,
+                      policies=("augnet", "augnet[frozen]", "augnet[reward=mixed]", "augnet[without=gap]"))
+    specs = {s.policy: s for s in run_specs(grid)}
+    assert {s.run_dir.name for s in specs.values()} == {"augnet-s0", "augnet-frozen-s0", "augnet-reward-mixed-s0",
+                                                        "augnet-without-gap-s0"}
+    assert all(s.config.policy == "augnet" for s in specs.values())
+    assert specs["augnet"].config.augnet.learn and not specs["augnet[frozen]"].config.augnet.learn
+    assert specs["augnet[reward=mixed]"].config.augnet.reward == "mixed"
+    assert specs["augnet[without=gap]"].config.augnet.drop_features == ("gap",)
+    for bad in ("augnet[reward=nope]", "augnet[without=nope]", "augnet[fast]"):
+        with pytest.raises(ConfigError):
+            parse_policies(f"none,{bad}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -47,9 +48,7 @@ class GridConfig:
         self.policies = tuple(parse_policies(self.policies) if isinstance(self.policies, str) else self.policies)
         if not self.policies:
             raise ConfigError("no policies to compare")
-        unknown = [p for p in self.policies if p not in POLICIES]
-        if unknown:
-            raise ConfigError(f"unknown policy {unknown[0]!r} in --policies; known policies: {', '.join(POLICIES)}")
+        parse_policies(",".join(self.policies))  # names and AugNet variants checked alike
         if len(set(self.policies)) != len(self.policies):
             raise ConfigError(f"--policies lists a policy twice: {','.join(self.policies)}")
         for name in ("seeds", "jobs"):
@@ -83,7 +82,7 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        return f"{self.policy}-s{self.seed}"
+        return f"{slug(self.policy)}-s{self.seed}"
 
 
 @dataclass
@@ -97,22 +96,53 @@ class CompareResult:
     seconds: float
 
 
+# AugNet ablations as grid entries: augnet[frozen], augnet[reward=NAME], augnet[without=STATE_FEATURE]
+_VARIANT = re.compile(r"augnet\[(frozen|reward=[\w-]+|without=\w+)\]")
+
+
+def augnet_variant(label: str) -> dict[str, Any] | None:
+    """AugNetConfig overrides of an ``augnet[...]`` label (checked), or None for a plain policy name."""
+    match = _VARIANT.fullmatch(label)
+    if match is None:
+        return None
+    key, _, value = match.group(1).partition("=")
+    overrides = {"frozen": {"learn": False}, "reward": {"reward": value}, "without": {"drop_features": (value,)}}[key]
+    from adaptaug.policies.augnet import AugNetConfig
+    from adaptaug.rewards import get_reward
+
+    AugNetConfig(**overrides)  # unknown state feature -> ConfigError
+    if key == "reward":
+        get_reward(value)  # unknown reward -> ConfigError
+    return overrides
+
+
+def slug(label: str) -> str:
+    """A policy label as a folder name: ``augnet[reward=val-drop]`` -> ``augnet-reward-val-drop``."""
+    return re.sub(r"[^\w-]+", "-", label).strip("-")
+
+
 def parse_policies(text: str) -> list[str]:
-    """``"none, standard,augnet"`` -> names; an unknown name is a one-line ConfigError."""
+    """``"none, standard,augnet,augnet[frozen]"`` -> labels; an unknown one is a one-line ConfigError."""
     names = [p.strip() for p in text.split(",") if p.strip()]
     for name in names:
-        if name not in POLICIES:
-            raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}")
+        if name not in POLICIES and augnet_variant(name) is None:
+            raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}, "
+                              "and AugNet ablations augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE]")
     return names
 
 
 def run_specs(grid: GridConfig) -> list[RunSpec]:
     specs = []
+    from adaptaug.policies.augnet import AugNetConfig
+
     for policy in grid.policies:
+        overrides = augnet_variant(policy)
         for seed in range(grid.seeds):
-            run_dir = Path(grid.out) / "runs" / f"{policy}-s{seed}"
+            run_dir = Path(grid.out) / "runs" / f"{slug(policy)}-s{seed}"
             kwargs: dict[str, Any] = dict(task=grid.task, data=grid.data, policy=policy, seed=seed,
                                           limit=grid.limit, device=grid.device, out=str(run_dir), **grid.train)
+            if overrides is not None:
+                kwargs["policy"], kwargs["augnet"] = "augnet", AugNetConfig(**overrides)
             if grid.epochs is not None:
                 kwargs["epochs"] = grid.epochs
             specs.append(RunSpec(policy, seed, run_dir, TrainConfig(**kwargs)))
@@ -121,8 +151,8 @@ def run_specs(grid: GridConfig) -> list[RunSpec]:
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
     ident = {k: config.get(k) for k in _IDENTITY_FIELDS}
-    if isinstance(ident["augnet"], dict) and "hidden" in ident["augnet"]:
-        ident["augnet"] = {**ident["augnet"], "hidden": list(ident["augnet"]["hidden"])}  # JSON has lists
+    if isinstance(ident["augnet"], dict):  # JSON has lists where the dataclass has tuples
+        ident["augnet"] = {k: list(v) if isinstance(v, tuple) else v for k, v in ident["augnet"].items()}
     return ident
 
 

@@ -46,6 +46,7 @@ class AugNetConfig:
     reward: str = "alignment"  # alignment | val-drop | adversarial (see adaptaug.rewards)
     wide: bool = True  # magnitude ranges of TrivialAugment-wide
     learn: bool = True  # False: frozen at initialisation (a uniform random policy, for ablations)
+    drop_features: tuple[str, ...] = ()  # state features held at 0 (ablations); names from STATE_FEATURES
 
     def __post_init__(self) -> None:
         for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size"):
@@ -53,6 +54,10 @@ class AugNetConfig:
                 raise ConfigError(f"AugNet {name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"AugNet lr must be > 0, got {self.lr}")
+        self.drop_features = tuple(self.drop_features)
+        unknown = [f for f in self.drop_features if f not in STATE_FEATURES]
+        if unknown:
+            raise ConfigError(f"unknown AugNet state feature {unknown[0]!r}; known: {', '.join(STATE_FEATURES)}")
         if not 0 <= self.uniform_floor < 1:
             raise ConfigError(f"AugNet uniform_floor must be in [0, 1), got {self.uniform_floor}")
 
@@ -112,7 +117,8 @@ class AugNetPolicy(Policy):
         self._buffer: dict[str, torch.Tensor] = {}
         self._baseline: tuple[float, float] | None = None  # running mean/var of round-level rewards
         self._probe_loss: float | None = None
-        self._state = self.tracker.state()
+        self._feature_mask = torch.tensor([f not in self.config.drop_features for f in STATE_FEATURES]).float()
+        self._state = self._read_state()
         self._refresh_distribution()
 
     # ----------------------------------------------------------------------------------------- wiring
@@ -245,10 +251,13 @@ class AugNetPolicy(Policy):
             self._update()
         entropy = float(-(self._op_probs * self._op_probs.log()).sum() / math.log(len(self.space)))
         self.tracker.close_round(probe_loss, probe_acc, entropy)
-        self._state = self.tracker.state()
+        self._state = self._read_state()
         self._refresh_distribution()
         mean_reward = float(torch.cat([r.float().cpu() for r in raw]).mean()) if isinstance(raw, list) else float(raw)
         self._log(mean_reward, probe_loss, probe_acc, entropy)
+
+    def _read_state(self) -> torch.Tensor:
+        return self.tracker.state() * self._feature_mask  # dropped features read 0 (ablations)
 
     def _advantages(self, raw: list[torch.Tensor] | torch.Tensor, steps: list[StepRecord]) -> torch.Tensor:
         """Advantages for every transition of the round, flattened in step order: per-step standardisation
