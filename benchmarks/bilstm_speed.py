@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from datetime import date
 
 import torch
@@ -18,20 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from adaptaug.models.bilstm import PaddedBiLSTM
-
-
-def timed(fn, device: torch.device, repeats: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+from timing import timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
 
 
 def main() -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from datetime import date
 
 import torch
@@ -21,20 +19,7 @@ from adaptaug.ops import get_op, list_ops
 from adaptaug.ops.image import RANDAUGMENT_OPS
 from adaptaug.ops.space import OpSpace
 from adaptaug.policies import RandAugment, StandardAugment, TrivialAugment
-
-
-def timed(fn, device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+from timing import timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
 
 
 def main() -> None:

@@ -48,7 +48,8 @@ class GridConfig:
         self.policies = tuple(parse_policies(self.policies) if isinstance(self.policies, str) else self.policies)
         if not self.policies:
             raise ConfigError("no policies to compare")
-        parse_policies(",".join(self.policies))  # names and AugNet variants checked alike
+        for name in self.policies:
+            check_policy(name)
         if len(set(self.policies)) != len(self.policies):
             raise ConfigError(f"--policies lists a policy twice: {','.join(self.policies)}")
         for name in ("seeds", "jobs"):
@@ -121,20 +122,25 @@ def slug(label: str) -> str:
     return re.sub(r"[^\w-]+", "-", label).strip("-")
 
 
+def check_policy(name: str) -> None:
+    """A ConfigError unless ``name`` is a policy or an ``augnet[...]`` ablation."""
+    if name not in POLICIES and augnet_variant(name) is None:
+        raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}, "
+                          "and AugNet ablations augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE]")
+
+
 def parse_policies(text: str) -> list[str]:
     """``"none, standard,augnet,augnet[frozen]"`` -> labels; an unknown one is a one-line ConfigError."""
     names = [p.strip() for p in text.split(",") if p.strip()]
     for name in names:
-        if name not in POLICIES and augnet_variant(name) is None:
-            raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}, "
-                              "and AugNet ablations augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE]")
+        check_policy(name)
     return names
 
 
 def run_specs(grid: GridConfig) -> list[RunSpec]:
-    specs = []
     from adaptaug.policies.augnet import AugNetConfig
 
+    specs = []
     for policy in grid.policies:
         overrides = augnet_variant(policy)
         for seed in range(grid.seeds):

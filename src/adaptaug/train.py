@@ -162,7 +162,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         loss_sum = torch.zeros((), device=device)
         correct_sum = torch.zeros((), device=device)
         t = time.perf_counter()
-        for inputs, targets in task.batches("train", config.batch_size, data_gen, ctx if ctx.enabled else None):
+        for inputs, targets in task.batches("train", config.batch_size, data_gen, ctx):
             steps_done += 1
             t1 = time.perf_counter()
             plan = policy.sample(targets.shape[0])
