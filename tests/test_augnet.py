@@ -33,19 +33,22 @@ def _digits_batches():
     return images, torch.tensor(y)
 
 
-def _run_policy(reward, rounds: int = 60, learn: bool = True, seed: int = 0):
+def _run_policy(reward, rounds: int = 60, learn: bool = True, seed: int = 0, probe_every: int = 1,
+                on_policy=None, total_rounds: int | None = None):
     torch.manual_seed(seed)
     images, labels = _digits_batches()
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU())
     head = nn.Linear(32, 10)
     net = nn.Sequential(model, head)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    config = AugNetConfig(update_every=4, learn=learn)
-    policy = AugNetPolicy(SPACE, 10, total_steps=rounds * 4, config=config,
+    config = AugNetConfig(update_every=4, learn=learn, probe_every=probe_every)
+    policy = AugNetPolicy(SPACE, 10, total_steps=(total_rounds or rounds) * 4, config=config,
                           generator=torch.Generator().manual_seed(seed))
     policy.reward = reward
     loss_fn = lambda logits, y: F.cross_entropy(logits, y, reduction="none")  # noqa: E731
     policy.attach(net, loss_fn, images[-200:], labels[-200:], head=head)
+    if on_policy is not None:
+        on_policy(policy)
     g = torch.Generator().manual_seed(seed)
     for _ in range(rounds * 4):
         idx = torch.randint(0, 1500, (64,), generator=g)
@@ -75,10 +78,51 @@ def test_constant_reward_stays_near_uniform():
     assert (probs - 1 / len(SPACE)).abs().max() < 0.03, probs
 
 
-def test_frozen_augnet_does_not_learn():
-    policy = _run_policy(PaysFor(SPACE.index("Brightness")), rounds=20, learn=False)
+def _count_probes(policy) -> None:
+    policy.probes = 0
+    run_probe = policy._run_probe
+
+    def counted():
+        policy.probes += 1
+        return run_probe()
+
+    policy._run_probe = counted
+
+
+def test_frozen_augnet_does_not_learn_and_skips_its_feedback():
+    policy = _run_policy(PaysFor(SPACE.index("Brightness")), rounds=20, learn=False, on_policy=_count_probes)
     probs = torch.tensor(list(policy.op_probabilities.values()))
     assert torch.allclose(probs, torch.full_like(probs, 1 / len(SPACE)))
+    assert policy.probes == 0 and policy.trace == []  # a uniform policy needs no probe
+
+
+@pytest.mark.parametrize("probe_every,probes", [(1, 21), (4, 6)])
+def test_probe_every_sets_how_often_the_probe_runs(probe_every, probes):
+    # 20 rounds: one probe per round (plus the first round's reference), or one per 4 rounds
+    policy = _run_policy(PaysFor(SPACE.index("Brightness")), rounds=20, probe_every=probe_every,
+                         on_policy=_count_probes)
+    assert policy.probes == probes
+    assert len(policy.trace) == 20  # the policy still updates every round
+    assert policy.op_probabilities["Brightness"] > 1 / len(SPACE)
+
+
+def test_probe_every_state_dict_carries_the_cached_probe():
+    # the cached probe result travels in the state dict, so a resumed policy reuses it as an uninterrupted
+    # one would instead of probing afresh
+    whole = _run_policy(PaysFor(2), rounds=9, probe_every=4)
+    part = _run_policy(PaysFor(2), rounds=5, probe_every=4, total_rounds=9)
+    assert whole.trace[:5] == part.trace
+    fresh = AugNetPolicy(SPACE, 10, total_steps=9 * 4, config=AugNetConfig(update_every=4, probe_every=4))
+    fresh.attach(part._model, part.loss_fn, *part._probe, head=part._model[1])
+    fresh.load_state_dict(part.state_dict())
+    assert fresh._rounds_done == 5 and fresh.trace == part.trace
+    for ours, theirs in zip(fresh._probe_result, part._probe_result):
+        assert torch.equal(ours, theirs) if isinstance(ours, torch.Tensor) else ours == theirs
+
+
+def test_val_drop_needs_a_probe_every_round():
+    with pytest.raises(ConfigError, match="probe_every 1"):
+        AugNetConfig(reward="val-drop", probe_every=4)
 
 
 def test_same_seed_same_decisions():

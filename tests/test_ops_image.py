@@ -271,3 +271,23 @@ def test_geometric_matches_pil_inside(name: str, mag: float, data) -> None:
         ref = img.transform(img.size, Image.AFFINE, data, resample=Image.BILINEAR)
     y = _run(name, x, torch.tensor([mag])) * 255
     assert (y - _to_tensor(ref))[..., 6:18, 6:18].abs().max() <= 1.01  # borders: PIL does not blend with 0
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 32, 32), (5, 1, 28, 20), (4, 3, 8, 13)])
+def test_warp_equals_kornia_warp_affine(shape) -> None:
+    # _warp builds grid_sample's matrix itself (kornia's per-call inverse costs ~1 ms on a GPU); non-square
+    # images check the aspect terms, which square ones cannot
+    import kornia
+
+    from adaptaug.ops.image import _warp
+
+    g = _gen(11)
+    x = torch.rand(shape, generator=g)
+    linear = torch.eye(2).repeat(shape[0], 1, 1) + 0.4 * torch.randn(shape[0], 2, 2, generator=g)
+    h, w = shape[2:]
+    centre = torch.tensor([(w - 1) / 2, (h - 1) / 2])
+    forward = torch.cat([linear, (centre - linear @ centre).unsqueeze(-1)], dim=-1)  # about the centre
+    expected = kornia.geometry.transform.warp_affine(x, forward, dsize=(h, w), mode="bilinear",
+                                                     padding_mode="zeros", align_corners=True)
+    changed = torch.ones(shape[0], dtype=torch.bool)
+    torch.testing.assert_close(_warp(x, linear, changed), expected, atol=2e-5, rtol=0)

@@ -38,3 +38,12 @@ def test_unknown_amp_is_a_config_error() -> None:
 def test_compile_matches_eager(reference) -> None:
     metrics = train(TrainConfig(**DIGITS, compile=True), progress=False, write=False).metrics
     assert metrics["eval_loss"] == pytest.approx(reference["eval_loss"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_compiled_augnet_after_a_compiled_run_of_the_same_model_still_sees_features() -> None:
+    # found on the H100: `none` then `augnet`, both compiled, in one process; the second reused the first's
+    # hook-less graph and AugNet raised "no features were captured"
+    train(TrainConfig(**{**DIGITS, "policy": "none", "epochs": 1}, compile=True), progress=False, write=False)
+    result = train(TrainConfig(**{**DIGITS, "epochs": 1}, compile=True), progress=False, write=False)
+    assert result.metrics["augnet_runtime"] > 0

@@ -70,12 +70,13 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
     if plan.batch_size != first.shape[0]:
         raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {first.shape[0]}")
     # Policies draw plans on the host, so the groups are found there: no device-to-host sync per batch
-    # (a plan already on the device costs one copy back).
+    # (a plan already on the device costs one copy back). Every group's sample indices then travel in ONE
+    # pinned, non-blocking copy, the magnitudes in another: a copy from pageable memory would synchronise.
     op_ids = plan.op_ids.cpu()
-    mags = plan.magnitudes.to(first.device, first.dtype if first.is_floating_point() else torch.float32)
-    generator = torch.Generator(device=first.device).manual_seed(plan.seed)
     specs = [get_op(name) for name in plan.ops]
-    out = data
+    groups: list[tuple[int, int, int, int]] = []  # (slot, op id, start, end) into `rows`
+    rows: list[torch.Tensor] = []
+    filled = 0
     for slot in range(op_ids.shape[1]):
         chosen = op_ids[:, slot]
         for k in torch.unique(chosen).tolist():
@@ -84,13 +85,36 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
             if specs[k].modality != modality:
                 raise ConfigError(f"op {specs[k].name!r} has modality {specs[k].modality!r}; this plan runs "
                                   f"on {modality} data")
-            idx = (chosen == k).nonzero().squeeze(1).to(first.device, non_blocking=True)
-            if out is data:
-                out = tuple(t.clone() for t in data)
-            results = specs[k].fn(*(t[idx] for t in out), mags[idx, slot], generator, *context)
-            for t, r in zip(out, results if isinstance(results, tuple) else (results,)):
-                t[idx] = r.to(t.dtype)
+            idx = (chosen == k).nonzero().squeeze(1)
+            groups.append((slot, k, filled, filled + len(idx)))
+            rows.append(idx)
+            filled += len(idx)
+    if not groups:
+        return data
+    device = first.device
+    indices = _to_device(torch.cat(rows), device)
+    mags = _to_device(plan.magnitudes.to(first.dtype if first.is_floating_point() else torch.float32), device)
+    generator = torch.Generator(device=device).manual_seed(plan.seed)
+    out = data
+    for slot, k, start, end in groups:
+        if end - start == first.shape[0]:  # every sample chose this op (crop+flip's crop): no gather, no scatter
+            results = specs[k].fn(*out, mags[:, slot], generator, *context)
+            out = tuple(r.to(t.dtype) for t, r in zip(out, results if isinstance(results, tuple) else (results,)))
+            continue
+        if out is data:
+            out = tuple(t.clone() for t in data)  # scattered into below; the caller's tensors stay as they were
+        idx = indices[start:end]
+        results = specs[k].fn(*(t[idx] for t in out), mags[idx, slot], generator, *context)
+        for t, r in zip(out, results if isinstance(results, tuple) else (results,)):
+            t[idx] = r.to(t.dtype)
     return out
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` on ``device`` without blocking the host: CPU -> GPU copies go through pinned memory."""
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def apply_plan(images: torch.Tensor, plan: AugPlan) -> torch.Tensor:

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--reward", default="alignment", choices=list(REWARDS), help="AugNet's reward")
     tr.add_argument("--augnet-lr", type=_positive_float, default=0.01)
     tr.add_argument("--frozen-augnet", action="store_true", help="AugNet without learning (ablation)")
+    tr.add_argument("--augnet-probe-every", type=int, default=1, metavar="ROUNDS",
+                    help="rounds between AugNet's validation-probe forwards (default 1; see docs/augnet.md)")
     tr.add_argument("--augnet-without", action="append", default=[], metavar="FEATURE",
                     help="hold an AugNet state feature at 0 (ablation; repeatable)")
     tr.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -78,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--data", default=None, help="local data path, as for train")
     co.add_argument("--policies", type=_policy_list, default=list(POLICIES),
                     help=f"comma-separated (default: {','.join(POLICIES)}); AugNet ablations: "
-                         "augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE]")
+                         "augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE], augnet[probe_every=N]")
     co.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 per policy (default 3)")
     co.add_argument("--epochs", type=_positive_int, default=None, help="upper bound per run (default 50)")
     co.add_argument("--jobs", type=_positive_int, default=1, help="runs at once, in processes (default 1)")
@@ -125,7 +127,8 @@ def _train(args: argparse.Namespace) -> int:
                          patience=args.patience, limit=args.limit, robustness=not args.no_robustness,
                          compile=args.compile, amp=args.amp, channels_last=args.channels_last,
                          augnet=AugNetConfig(lr=args.augnet_lr, reward=args.reward, learn=not args.frozen_augnet,
-                                             drop_features=tuple(args.augnet_without)))
+                                             drop_features=tuple(args.augnet_without),
+                                             probe_every=args.augnet_probe_every))
     result = train(config, progress=not args.no_progress)
     if result.run_dir is None:  # a data-parallel rank other than 0: rank 0 reports
         return 0

@@ -97,8 +97,9 @@ class CompareResult:
     seconds: float
 
 
-# AugNet ablations as grid entries: augnet[frozen], augnet[reward=NAME], augnet[without=STATE_FEATURE]
-_VARIANT = re.compile(r"augnet\[(frozen|reward=[\w-]+|without=\w+)\]")
+# AugNet variants as grid entries: augnet[frozen], augnet[reward=NAME], augnet[without=STATE_FEATURE],
+# augnet[probe_every=N]
+_VARIANT = re.compile(r"augnet\[(frozen|reward=[\w-]+|without=\w+|probe_every=\d+)\]")
 
 
 def augnet_variant(label: str) -> dict[str, Any] | None:
@@ -107,7 +108,10 @@ def augnet_variant(label: str) -> dict[str, Any] | None:
     if match is None:
         return None
     key, _, value = match.group(1).partition("=")
-    overrides = {"frozen": {"learn": False}, "reward": {"reward": value}, "without": {"drop_features": (value,)}}[key]
+    overrides = {"frozen": {"learn": False}, "reward": {"reward": value}, "without": {"drop_features": (value,)},
+                 "probe_every": {"probe_every": value}}[key]
+    if key == "probe_every":
+        overrides["probe_every"] = int(value)  # the pattern admits digits only
     from adaptaug.policies.augnet import AugNetConfig
     from adaptaug.rewards import get_reward
 
@@ -126,7 +130,8 @@ def check_policy(name: str) -> None:
     """A ConfigError unless ``name`` is a policy or an ``augnet[...]`` ablation."""
     if name not in POLICIES and augnet_variant(name) is None:
         raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}, "
-                          "and AugNet ablations augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE]")
+                          "and AugNet variants augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE], "
+                          "augnet[probe_every=N]")
 
 
 def parse_policies(text: str) -> list[str]:

@@ -116,6 +116,9 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
                                                                else None)
     if config.compile:
+        # Dynamo does not guard on module hooks: a graph compiled earlier in this process for another model of
+        # the same class (no AugNet hook on it) would be reused, and AugNet would never see its features
+        torch._dynamo.reset()
         step_model = torch.compile(step_model)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

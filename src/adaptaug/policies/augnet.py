@@ -43,13 +43,18 @@ class AugNetConfig:
     entropy_coef: float = 0.01  # bonus on the op and magnitude entropies, against early collapse
     uniform_floor: float = 0.1  # share of uniform sampling mixed into the distributions
     probe_size: int = 256  # validation-probe samples (carved from the validation split, never test)
+    # rounds between probe forwards; the rounds between reuse the last probe's gradient (alignment moves
+    # slowly). The probe is most of AugNet's cost: at 1, 256 probe images per 4 steps of 64 cost about a
+    # third of the training step on a CNN
+    probe_every: int = 1
     reward: str = "alignment"  # alignment | val-drop | adversarial (see adaptaug.rewards)
     wide: bool = True  # magnitude ranges of TrivialAugment-wide
     learn: bool = True  # False: frozen at initialisation (a uniform random policy, for ablations)
     drop_features: tuple[str, ...] = ()  # state features held at 0 (ablations); names from STATE_FEATURES
 
     def __post_init__(self) -> None:
-        for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size"):
+        for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size",
+                     "probe_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AugNet {name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -58,6 +63,9 @@ class AugNetConfig:
         unknown = [f for f in self.drop_features if f not in STATE_FEATURES]
         if unknown:
             raise ConfigError(f"unknown AugNet state feature {unknown[0]!r}; known: {', '.join(STATE_FEATURES)}")
+        if self.reward == "val-drop" and self.probe_every != 1:
+            raise ConfigError("the val-drop reward is the probe loss's change across each round: it needs "
+                              f"probe_every 1, got {self.probe_every}")
         if not 0 <= self.uniform_floor < 1:
             raise ConfigError(f"AugNet uniform_floor must be in [0, 1), got {self.uniform_floor}")
 
@@ -117,6 +125,8 @@ class AugNetPolicy(Policy):
         self._buffer: dict[str, torch.Tensor] = {}
         self._baseline: tuple[float, float] | None = None  # running mean/var of round-level rewards
         self._probe_loss: float | None = None
+        self._probe_result: tuple[float, float, torch.Tensor | None, torch.Tensor | None] | None = None
+        self._rounds_done = 0
         self._feature_mask = torch.tensor([f not in self.config.drop_features for f in STATE_FEATURES]).float()
         self._state = self._read_state()
         self._refresh_distribution()
@@ -187,6 +197,11 @@ class AugNetPolicy(Policy):
             raise ConfigError("call AugNetPolicy.attach(model, loss_fn, probe_inputs, probe_targets) first")
         if self._last_actions is None:
             raise ConfigError("observe() was called without a sample() before it")
+        if not self.config.learn:
+            # frozen: the heads stay at their zero initialisation, so the policy is uniform whatever it reads;
+            # feedback, probes and rewards would cost time and change nothing
+            self._last_actions = None
+            return
         start = time.perf_counter()
         op_idx, bins = self._last_actions
         self._last_actions = None
@@ -238,7 +253,10 @@ class AugNetPolicy(Policy):
         if self._probe_loss is None:  # first round: no "before" yet, take it as the reference
             self._probe_loss = self._run_probe()[0]
         before = self._probe_loss
-        probe_loss, probe_acc, probe_grad, probe_features = self._run_probe()
+        if self._probe_result is None or self._rounds_done % self.config.probe_every == 0:
+            self._probe_result = self._run_probe()
+        self._rounds_done += 1
+        probe_loss, probe_acc, probe_grad, probe_features = self._probe_result
         if not math.isfinite(probe_loss):
             raise FloatingPointError(f"validation-probe loss is {probe_loss}; the primary model diverged")
         self._probe_loss = probe_loss
@@ -327,7 +345,9 @@ class AugNetPolicy(Policy):
         state.update(
             net=self.net.state_dict(), optimizer=self.optimizer.state_dict(),
             tracker=self.tracker.state_dict(), buffer=dict(self._buffer), baseline=self._baseline,
-            probe_loss=self._probe_loss, state=self._state, trace=list(self.trace), runtime_s=self.runtime_s,
+            probe_loss=self._probe_loss, rounds_done=self._rounds_done, probe_result=self._probe_result,
+            state=self._state, trace=list(self.trace),
+            runtime_s=self.runtime_s,
             pending=[{k: v for k, v in vars(s).items()} for s in self._pending],
         )
         return state
@@ -340,6 +360,12 @@ class AugNetPolicy(Policy):
         self._buffer = dict(state["buffer"])
         self._baseline = tuple(state["baseline"]) if state["baseline"] is not None else None
         self._probe_loss, self._state = state["probe_loss"], state["state"]
+        self._rounds_done = int(state.get("rounds_done", 0))
+        result = state.get("probe_result")  # absent in older checkpoints: the next round probes
+        if result is not None and self._model is not None:  # checkpoints load on the CPU
+            device = next(self._model.parameters()).device
+            result = tuple(v.to(device) if isinstance(v, torch.Tensor) else v for v in result)
+        self._probe_result = result
         self.trace, self.runtime_s = list(state["trace"]), state["runtime_s"]
         self._pending = [StepRecord(**s) for s in state["pending"]]
         self._refresh_distribution()
