@@ -196,3 +196,21 @@ def test_mixed_reward_adds_harder_samples_to_alignment():
     mixed = get_reward("mixed")(data)[0]
     assert aligned[0] == aligned[1] > aligned[2]  # alignment alone cannot tell 0 from 1
     assert mixed[1] > mixed[0] > mixed[2]  # the mixed reward prefers the harder of two helpful samples
+
+
+def test_cosine_reward_ignores_gradient_size():
+    # two samples with the same gradient direction, one 10x larger (a harder sample): alignment pays the large
+    # one 10x, cosine pays both the same
+    from adaptaug.rewards import AlignmentReward, CosineReward, StepRecord
+
+    g = torch.Generator().manual_seed(0)
+    probe_dz, probe_h = torch.randn(8, 3, generator=g), torch.randn(8, 5, generator=g)
+    dz = torch.randn(1, 3, generator=g)
+    h = torch.randn(1, 5, generator=g)
+    step = StepRecord(op_idx=torch.tensor([0, 1]), bins=torch.tensor([0, 0]), grad_logits=torch.cat([dz, 10 * dz]),
+                      features=torch.cat([h, h]))
+    data = RoundData([step], 0.0, 0.0, probe_dz, probe_h)
+    (dot,) = AlignmentReward()(data)
+    (cos,) = CosineReward()(data)
+    torch.testing.assert_close(dot[1], 10 * dot[0])
+    torch.testing.assert_close(cos[1], cos[0])

@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--data", default=None, help="local data path, as for train")
     co.add_argument("--policies", type=_policy_list, default=list(POLICIES),
                     help=f"comma-separated (default: {','.join(POLICIES)}); AugNet ablations: "
-                         "augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE], augnet[probe_every=N]")
+                         "augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE], "
+                         "augnet[probe_every=N|entropy_coef=X|uniform_floor=X]")
     co.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 per policy (default 3)")
     co.add_argument("--epochs", type=_positive_int, default=None, help="upper bound per run (default 50)")
     co.add_argument("--jobs", type=_positive_int, default=1, help="runs at once, in processes (default 1)")

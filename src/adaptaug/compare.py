@@ -97,9 +97,10 @@ class CompareResult:
     seconds: float
 
 
-# AugNet variants as grid entries: augnet[frozen], augnet[reward=NAME], augnet[without=STATE_FEATURE],
-# augnet[probe_every=N]
-_VARIANT = re.compile(r"augnet\[(frozen|reward=[\w-]+|without=\w+|probe_every=\d+)\]")
+# AugNet variants as grid entries: augnet[frozen], augnet[reward=NAME], augnet[without=STATE_FEATURE], and
+# one numeric AugNetConfig field, augnet[probe_every=N], augnet[entropy_coef=X], augnet[uniform_floor=X]
+_NUMERIC_FIELDS: dict[str, type] = {"probe_every": int, "entropy_coef": float, "uniform_floor": float}
+_VARIANT = re.compile(r"augnet\[(frozen|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % "|".join(_NUMERIC_FIELDS))
 
 
 def augnet_variant(label: str) -> dict[str, Any] | None:
@@ -108,14 +109,18 @@ def augnet_variant(label: str) -> dict[str, Any] | None:
     if match is None:
         return None
     key, _, value = match.group(1).partition("=")
-    overrides = {"frozen": {"learn": False}, "reward": {"reward": value}, "without": {"drop_features": (value,)},
-                 "probe_every": {"probe_every": value}}[key]
-    if key == "probe_every":
-        overrides["probe_every"] = int(value)  # the pattern admits digits only
+    if key in _NUMERIC_FIELDS:
+        try:
+            overrides: dict[str, Any] = {key: _NUMERIC_FIELDS[key](value)}
+        except ValueError:
+            raise ConfigError(f"{label}: {key} must be {_NUMERIC_FIELDS[key].__name__}, got {value!r}") from None
+    else:
+        overrides = {"frozen": {"learn": False}, "reward": {"reward": value},
+                     "without": {"drop_features": (value,)}}[key]
     from adaptaug.policies.augnet import AugNetConfig
     from adaptaug.rewards import get_reward
 
-    AugNetConfig(**overrides)  # unknown state feature -> ConfigError
+    AugNetConfig(**overrides)  # unknown state feature, out-of-range number -> ConfigError
     if key == "reward":
         get_reward(value)  # unknown reward -> ConfigError
     return overrides
@@ -131,7 +136,7 @@ def check_policy(name: str) -> None:
     if name not in POLICIES and augnet_variant(name) is None:
         raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}, "
                           "and AugNet variants augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE], "
-                          "augnet[probe_every=N]")
+                          f"augnet[FIELD=NUMBER] for FIELD in {', '.join(_NUMERIC_FIELDS)}")
 
 
 def parse_policies(text: str) -> list[str]:

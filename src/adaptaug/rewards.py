@@ -4,6 +4,7 @@
   the validation probe's mean last-layer gradient: a first-order estimate of how much one step on it lowers
   the probe loss (Ren et al. 2018, "Learning to Reweight Examples"; GAR, Müller et al. 2021). Each sample's
   op and magnitude get their own credit, and it costs O(B x C x d).
+- ``cosine``: alignment divided by the sample's gradient norm, so credit goes to direction, not size.
 - ``val-drop``: the drop of the probe loss across the round (the seed's idea); one number per round, noisy.
 - ``adversarial``: augmented minus clean loss per sample, squashed with tanh (Zhang et al., Adversarial
   AutoAugment, ICLR 2020); pushes towards harder samples.
@@ -59,6 +60,7 @@ class Reward(Protocol):
 
 class AlignmentReward:
     name, per_sample, needs_gradients, needs_clean_loss = "alignment", True, True, False
+    normalised = False  # CosineReward: divide by each row's gradient norm
 
     def __call__(self, round_data: RoundData) -> list[torch.Tensor]:
         dz_v, h_v = round_data.probe_grad_logits, round_data.probe_features
@@ -70,11 +72,21 @@ class AlignmentReward:
         for rec in round_data.steps:
             dz, h = rec.grad_logits.float(), rec.features.float()
             per_row = ((dz @ g_weight) * h).sum(-1) + dz @ g_bias  # (N,) <grad_i, grad_probe>
+            if self.normalised:  # |grad_i| of (W, b) = |dz_i| sqrt(|h_i|^2 + 1): dz_i h_i^T and dz_i
+                per_row = per_row / (dz.norm(dim=-1) * (h.pow(2).sum(-1) + 1).sqrt()).clamp_min(1e-12)
             if rec.sample_of_row is not None:
                 per_row = torch.zeros(rec.op_idx.shape[0], device=per_row.device).index_add_(
                     0, rec.sample_of_row, per_row)
             rewards.append(per_row)
         return rewards
+
+
+class CosineReward(AlignmentReward):
+    """Alignment divided by each sample's gradient norm: the cosine between a sample's last-layer gradient
+    and the probe's. The dot product grows with a sample's loss, so under ``alignment`` hard augmentations
+    win credit by size alone whenever gradients mostly agree; the cosine credits direction only."""
+
+    name, normalised = "cosine", True
 
 
 class ValDropReward:
@@ -109,6 +121,7 @@ class MixedReward:
 
 REWARDS: dict[str, Callable[[], Reward]] = {
     "alignment": AlignmentReward,
+    "cosine": CosineReward,
     "val-drop": ValDropReward,
     "adversarial": AdversarialReward,
     "mixed": MixedReward,
