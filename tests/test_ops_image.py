@@ -291,3 +291,40 @@ def test_warp_equals_kornia_warp_affine(shape) -> None:
                                                      padding_mode="zeros", align_corners=True)
     changed = torch.ones(shape[0], dtype=torch.bool)
     torch.testing.assert_close(_warp(x, linear, changed), expected, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+@pytest.mark.parametrize("family_name", ["warp", "blend"])
+def test_op_family_kernel_equals_its_members_kernels(family_name, channels) -> None:
+    # apply_plan runs a family's ops in one kernel; each sample must get exactly what its own op gives
+    from adaptaug.ops.space import FAMILIES
+
+    family = FAMILIES[family_name]
+    g = _gen(3)
+    x = _images(b=24, c=channels)
+    member = torch.arange(24) % len(family.members)
+    mags = torch.stack([_mags(family.members[int(m)], 1)[0] for m in member])
+    mags[::5] = 0  # level 0 inside the family too
+    out = family.fn(x, mags, g, member)
+    for i, m in enumerate(member.tolist()):
+        own = get_op(family.members[m]).fn(x[i:i + 1], mags[i:i + 1], g)
+        assert torch.equal(out[i:i + 1], own), (family.members[m], i)
+
+
+def test_apply_plan_runs_a_family_as_one_kernel_call(monkeypatch) -> None:
+    from adaptaug.ops import space
+
+    calls = []
+    family = space.FAMILIES["warp"]
+    counted = space.OpFamily(family.name, family.members, lambda *a: calls.append(1) or family.fn(*a))
+    monkeypatch.setattr(space, "_FAMILY_OF", {**space._FAMILY_OF, **dict.fromkeys(family.members, counted)})
+    ops = ("ShearX", "ShearY", "Rotate", "Brightness")
+    op_ids = torch.tensor([[0], [1], [2], [3], [0], [2]])
+    plan = AugPlan(ops=ops, op_ids=op_ids, magnitudes=torch.tensor([[0.2], [0.1], [20.0], [0.3], [-0.2], [5.0]]),
+                   seed=0)
+    x = _images(b=6)
+    out = apply_plan(x, plan)
+    assert len(calls) == 1  # three geometric ops, one warp
+    for i in range(6):
+        own = get_op(ops[int(op_ids[i, 0])]).fn(x[i:i + 1], plan.magnitudes[i], _gen())
+        assert torch.equal(out[i:i + 1], own)

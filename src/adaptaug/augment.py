@@ -7,12 +7,12 @@ do, makes every decision loggable, replayable and testable on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from adaptaug.errors import ConfigError
-from adaptaug.ops.space import get_op
+from adaptaug.ops.space import family_of, get_op
 
 NO_OP = -1  # op id meaning "nothing in this slot for this sample"
 
@@ -74,37 +74,55 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
     # pinned, non-blocking copy, the magnitudes in another: a copy from pageable memory would synchronise.
     op_ids = plan.op_ids.cpu()
     specs = [get_op(name) for name in plan.ops]
-    groups: list[tuple[int, int, int, int]] = []  # (slot, op id, start, end) into `rows`
-    rows: list[torch.Tensor] = []
+    families = [family_of(name) for name in plan.ops]
+    # (slot, kernel, start, end, with member ids): samples flat[start:end], their member ids after them
+    groups: list[tuple[int, Callable[..., object], int, int, bool]] = []
+    flat: list[torch.Tensor] = []
     filled = 0
     for slot in range(op_ids.shape[1]):
         chosen = op_ids[:, slot]
-        for k in torch.unique(chosen).tolist():
-            if k == NO_OP or specs[k].name == "Identity":
-                continue
+        present = [k for k in torch.unique(chosen).tolist() if k != NO_OP and specs[k].name != "Identity"]
+        for k in present:
             if specs[k].modality != modality:
                 raise ConfigError(f"op {specs[k].name!r} has modality {specs[k].modality!r}; this plan runs "
                                   f"on {modality} data")
-            idx = (chosen == k).nonzero().squeeze(1)
-            groups.append((slot, k, filled, filled + len(idx)))
-            rows.append(idx)
-            filled += len(idx)
+        done: set[int] = set()
+        for k in present:
+            if k in done:
+                continue
+            family = families[k]
+            together = [j for j in present if family is not None and families[j] is family]
+            if len(together) > 1:  # one kernel for the family's samples, told which member each sample is
+                member_of = torch.full((len(specs) + 1,), -1, dtype=torch.long)  # index NO_OP (-1) lands last
+                member_of[together] = torch.tensor([family.members.index(specs[j].name) for j in together])
+                idx = torch.isin(chosen, torch.tensor(together)).nonzero().squeeze(1)
+                groups.append((slot, family.fn, filled, filled + len(idx), True))
+                flat += [idx, member_of[chosen[idx]]]
+                filled += 2 * len(idx)
+                done.update(together)
+            else:
+                idx = (chosen == k).nonzero().squeeze(1)
+                groups.append((slot, specs[k].fn, filled, filled + len(idx), False))
+                flat.append(idx)
+                filled += len(idx)
+                done.add(k)
     if not groups:
         return data
     device = first.device
-    indices = _to_device(torch.cat(rows), device)
+    indices = _to_device(torch.cat(flat), device)
     mags = _to_device(plan.magnitudes.to(first.dtype if first.is_floating_point() else torch.float32), device)
     generator = torch.Generator(device=device).manual_seed(plan.seed)
     out = data
-    for slot, k, start, end in groups:
+    for slot, fn, start, end, with_members in groups:
+        members = (indices[end:2 * end - start],) if with_members else ()
         if end - start == first.shape[0]:  # every sample chose this op (crop+flip's crop): no gather, no scatter
-            results = specs[k].fn(*out, mags[:, slot], generator, *context)
+            results = fn(*out, mags[:, slot], generator, *context, *members)
             out = tuple(r.to(t.dtype) for t, r in zip(out, results if isinstance(results, tuple) else (results,)))
             continue
         if out is data:
             out = tuple(t.clone() for t in data)  # scattered into below; the caller's tensors stay as they were
         idx = indices[start:end]
-        results = specs[k].fn(*(t[idx] for t in out), mags[idx, slot], generator, *context)
+        results = fn(*(t[idx] for t in out), mags[idx, slot], generator, *context, *members)
         for t, r in zip(out, results if isinstance(results, tuple) else (results,)):
             t[idx] = r.to(t.dtype)
     return out

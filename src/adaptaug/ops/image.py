@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from adaptaug.errors import DataError
-from adaptaug.ops.space import OpSpec, register_op
+from adaptaug.ops.space import OpFamily, OpSpec, register_family, register_op
 
 # The 14 ops of torchvision's RandAugment, in its order.
 RANDAUGMENT_OPS: tuple[str, ...] = (
@@ -62,11 +62,11 @@ def _kernel(body: Callable[[Tensor, Tensor, torch.Generator], Tensor] | None = N
     if body is None:
         return lambda f: _kernel(f, in_range=in_range)
 
-    def fn(images: Tensor, magnitude: Tensor, generator: torch.Generator) -> Tensor:
+    def fn(images: Tensor, magnitude: Tensor, generator: torch.Generator, *extra: Tensor) -> Tensor:
         _check(images, magnitude)
         work = images.float() if images.dtype in (torch.float16, torch.bfloat16) else images
         mag = magnitude.to(device=work.device, dtype=work.dtype)
-        out = body(work, mag, generator)
+        out = body(work, mag, generator, *extra)
         return (out if in_range else out.clamp(0.0, 1.0)).to(images.dtype)
 
     fn.__name__ = body.__name__
@@ -130,33 +130,48 @@ def _warp(images: Tensor, linear: Tensor, changed: Tensor) -> Tensor:
     return torch.where(_per_sample(changed), warped, images)
 
 
-def _shear(images: Tensor, mag: Tensor, axis: int) -> Tensor:
+def _shear_linear(mag: Tensor, axis: int) -> Tensor:
     # Forward map x' = x - m * y (ShearX), as PIL's AFFINE data (1, m, 0, 0, 1, 0) and torchvision's
     # shear=atan(m) give, but about the centre.
-    linear = torch.eye(2, dtype=images.dtype, device=images.device).repeat(mag.shape[0], 1, 1)  # (B, 2, 2)
+    linear = torch.eye(2, dtype=mag.dtype, device=mag.device).repeat(mag.shape[0], 1, 1)  # (B, 2, 2)
     linear[:, axis, 1 - axis] = -mag
-    return _warp(images, linear, mag != 0)
+    return linear
+
+
+def _rotate_linear(mag: Tensor) -> Tensor:
+    rad = torch.deg2rad(mag)
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    # Counter-clockwise on screen with y pointing down: (1, 0) -> (cos, -sin).
+    return torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # (B, 2, 2)
 
 
 @_kernel
 def shear_x(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
     """Shear along x by factor ``mag`` (x' = x - mag * (y - cy))."""
-    return _shear(images, mag, axis=0)
+    return _warp(images, _shear_linear(mag, axis=0), mag != 0)
 
 
 @_kernel
 def shear_y(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
     """Shear along y by factor ``mag`` (y' = y - mag * (x - cx))."""
-    return _shear(images, mag, axis=1)
+    return _warp(images, _shear_linear(mag, axis=1), mag != 0)
 
 
 @_kernel
 def rotate(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
     """Rotate by ``mag`` degrees about the centre, counter-clockwise for positive (torchvision)."""
-    rad = torch.deg2rad(mag)
-    cos, sin = torch.cos(rad), torch.sin(rad)
-    # Counter-clockwise on screen with y pointing down: (1, 0) -> (cos, -sin).
-    linear = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # (B, 2, 2)
+    return _warp(images, _rotate_linear(mag), mag != 0)
+
+
+WARP_FAMILY = ("ShearX", "ShearY", "Rotate")
+
+
+@_kernel
+def warp_family(images: Tensor, mag: Tensor, generator: torch.Generator, member: Tensor) -> Tensor:
+    """ShearX, ShearY and Rotate (``member`` 0, 1, 2 per sample) as one warp."""
+    linear = torch.where((member == 2).view(-1, 1, 1), _rotate_linear(mag),
+                         torch.where((member == 1).view(-1, 1, 1), _shear_linear(mag, axis=1),
+                                     _shear_linear(mag, axis=0)))
     return _warp(images, linear, mag != 0)
 
 
@@ -267,6 +282,23 @@ def contrast(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
     (kornia's adjust_contrast multiplies by the factor instead.)"""
     mean = _grayscale(images).mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
     return _blend(images, mean, 1 + mag)
+
+
+BLEND_FAMILY = ("Brightness", "Color", "Contrast")
+
+
+@_kernel
+def blend_family(images: Tensor, mag: Tensor, generator: torch.Generator, member: Tensor) -> Tensor:
+    """Brightness, Color and Contrast (``member`` 0, 1, 2 per sample) as one blend, each with its own
+    degenerate image (black, grayscale, grayscale mean); the same arithmetic as the three kernels above."""
+    gray = _grayscale(images)  # (B, 1, H, W)
+    mean = gray.mean(dim=(1, 2, 3), keepdim=True)
+    degenerate = torch.where(_per_sample(member == 0), torch.zeros((), dtype=images.dtype, device=images.device),
+                             torch.where(_per_sample(member == 1), gray, mean))
+    out = _blend(images, degenerate, 1 + mag)
+    if images.shape[1] == 1:  # Color is the identity on one channel
+        out = torch.where(_per_sample(member == 1), images, out)
+    return out
 
 
 @_kernel
@@ -385,3 +417,5 @@ for _spec in (
 ):
     register_op(_spec)
 del _spec
+register_family(OpFamily("warp", WARP_FAMILY, warp_family))
+register_family(OpFamily("blend", BLEND_FAMILY, blend_family))

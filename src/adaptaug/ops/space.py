@@ -73,6 +73,39 @@ def list_ops(modality: str | None = None) -> list[str]:
 
 
 @dataclass(frozen=True)
+class OpFamily:
+    """Ops one kernel runs together, an execution shortcut that changes no result: ``fn(data..., magnitude
+    (n,), generator, member (n,) long)`` gives each sample what the op ``members[member[i]]`` would. A plan
+    slot then costs one launch sequence for all the family's samples instead of one per op (geometric ops
+    as one warp, blends as one pass); tests hold each family to its members' own kernels."""
+
+    name: str
+    members: tuple[str, ...]
+    fn: Kernel = field(repr=False)
+
+
+FAMILIES: dict[str, OpFamily] = {}
+_FAMILY_OF: dict[str, OpFamily] = {}
+
+
+def register_family(family: OpFamily) -> OpFamily:
+    for member in family.members:
+        if member not in OP_REGISTRY:
+            raise ConfigError(f"family {family.name!r}: register op {member!r} first")
+        if member in _FAMILY_OF:
+            raise ConfigError(f"op {member!r} is already in family {_FAMILY_OF[member].name!r}")
+    FAMILIES[family.name] = family
+    _FAMILY_OF.update(dict.fromkeys(family.members, family))
+    return family
+
+
+def family_of(name: str) -> OpFamily | None:
+    """The family that runs op ``name`` together with others, or None."""
+    _ensure_builtin_ops()
+    return _FAMILY_OF.get(name)
+
+
+@dataclass(frozen=True)
 class OpSpace:
     """An ordered set of ops a policy chooses among (op ids in a plan index into ``names``)."""
 
