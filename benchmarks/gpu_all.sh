@@ -47,6 +47,29 @@ torch.cuda.set_sync_debug_mode(0); torch.cuda.synchronize()
 print("no synchronising call in 20 sample+apply_plan batches")
 PY
 
+# 1b. The same for whole training epochs: synchronising calls counted per policy (expected: a few per epoch
+#     for the loss read and validation; AugNet adds its per-round reads, one round per 4 steps).
+part sync_train 90 python - "$CIFAR" <<'PY'
+import sys, warnings, torch
+from adaptaug.config import TrainConfig
+from adaptaug.tasks import build_task
+from adaptaug.train import train
+task = build_task("cifar10", sys.argv[1], seed=0, limit=6400)
+for policy in ("none", "randaugment", "augnet"):
+    cfg = TrainConfig(task="cifar10", data=sys.argv[1], policy=policy, epochs=1, limit=6400, device="cuda",
+                      robustness=False)
+    train(cfg, task=task, progress=False, write=False)  # warm-up: allocator, cuDNN autotune
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        train(cfg, task=task, progress=False, write=False)
+        torch.cuda.set_sync_debug_mode(0)
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    print(f"{policy}: {len(syncs)} synchronising calls in one epoch of {-(-5760 // 64)} steps (+ validation)")
+    for w in syncs[:3]:
+        print("   ", str(w.message)[:160], w.filename, w.lineno)
+PY
+
 # 2. Ops throughput, ours vs Kornia and torchvision v2, batch 64 / 1024 / 4096.
 part ops_throughput 80 python benchmarks/ops_throughput.py --device cuda --batches 64,1024,4096 --repeats 5
 # 3. Step overhead and epoch time per policy (eager float32, with the DataLoader + Pillow baseline; this part
@@ -56,6 +79,7 @@ part training_speed_compile 90 python benchmarks/training_speed.py --data "$CIFA
   --compile --no-baseline --policies none,augnet
 part training_speed_bf16_cl 50 python benchmarks/training_speed.py --data "$CIFAR" --epochs 1 --device cuda \
   --amp bf16 --channels-last --no-baseline --policies none,augnet
+part augnet_cost 90 python benchmarks/augnet_cost.py --data "$CIFAR" --device cuda --limit 20000
 part bilstm_speed 30 python benchmarks/bilstm_speed.py --device cuda --repeats 5
 # 4. The 50-epoch CIFAR-10 augnet run with early stopping off; history.csv keeps each epoch's time if cut.
 part full50_augnet ${FULL50_S:-100} python -m adaptaug train --task cifar10 --data "$CIFAR" --policy augnet \

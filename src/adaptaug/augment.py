@@ -13,6 +13,7 @@ import torch
 
 from adaptaug.errors import ConfigError
 from adaptaug.ops.space import family_of, get_op
+from adaptaug.transfer import to_device
 
 NO_OP = -1  # op id meaning "nothing in this slot for this sample"
 
@@ -109,8 +110,8 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
     if not groups:
         return data
     device = first.device
-    indices = _to_device(torch.cat(flat), device)
-    mags = _to_device(plan.magnitudes.to(first.dtype if first.is_floating_point() else torch.float32), device)
+    indices = to_device(torch.cat(flat), device)
+    mags = to_device(plan.magnitudes.to(first.dtype if first.is_floating_point() else torch.float32), device)
     generator = torch.Generator(device=device).manual_seed(plan.seed)
     out = data
     for slot, fn, start, end, with_members in groups:
@@ -126,13 +127,6 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
         for t, r in zip(out, results if isinstance(results, tuple) else (results,)):
             t[idx] = r.to(t.dtype)
     return out
-
-
-def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``t`` on ``device`` without blocking the host: CPU -> GPU copies go through pinned memory."""
-    if device.type == "cuda" and t.device.type == "cpu":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
 
 
 def apply_plan(images: torch.Tensor, plan: AugPlan) -> torch.Tensor:

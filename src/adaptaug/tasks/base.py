@@ -10,6 +10,7 @@ from torch import nn
 from adaptaug.augment import AugPlan
 from adaptaug.distributed import DistContext, shard
 from adaptaug.ops.space import OpSpace
+from adaptaug.transfer import to_device
 
 Inputs = tuple[torch.Tensor, ...]  # what the model takes: model(*inputs)
 Batch = tuple[Inputs, torch.Tensor]  # (inputs, targets)
@@ -41,6 +42,7 @@ class Task(ABC):
         if ctx is not None:
             order = shard(order, ctx)
             n = order.shape[0]
+        order = to_device(order, self.device)  # once per epoch: each batch's index is then a slice on the device
         for start in range(0, n, batch_size):
             yield self.gather(split, order[start:start + batch_size])
 
