@@ -39,6 +39,9 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     assert result.metrics["best_epoch"] == best + 1
     assert len(history) == best + 2  # stopped one epoch after the best (patience 1)
     assert result.metrics["epoch"] == len(history)
+    # the kept model's validation figures, which policy choices are made on
+    assert result.metrics["best_val_loss"] == history[best]["val_loss"]
+    assert result.metrics["best_val_accuracy"] == history[best]["val_accuracy"]
 
 
 @pytest.mark.parametrize("policy", ["none", "standard", "randaugment", "trivialaugment"])

@@ -163,6 +163,8 @@ def render_report(rows: Sequence[dict[str, Any]], *, command: str, task: str, po
 
     lines += ["## Accuracy and robustness (test split; accuracies and F1 in %)", ""]
     main = [("eval_accuracy", "test acc"), ("eval_f1", "F1 (macro)"), ("eval_loss", "loss")]
+    if any("best_val_accuracy" in r for r in ok):  # what to choose a policy by: validation, not test
+        main = [("best_val_accuracy", "val acc (kept epoch)")] + main
     main += [(k, _attack_label(a, e)) for k, a, e in adv]
     if any("eval_robust_corruption_accuracy" in r for r in ok):
         main.append(("eval_robust_corruption_accuracy", "corruptions (mean)"))

@@ -236,6 +236,9 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
     metrics.update({
         "epoch": float(len(history)),
         "best_epoch": best_epoch,
+        # the model kept, as validation saw it: what policy choices are made on (never the test split)
+        "best_val_loss": history[best_epoch - 1]["val_loss"] if best_epoch else math.nan,
+        "best_val_accuracy": history[best_epoch - 1]["val_accuracy"] if best_epoch else math.nan,
         "train_runtime": round(train_runtime, 4),
         "augnet_runtime": round(augnet_runtime, 4),
         "augnet_overhead_percent": round(100 * augnet_runtime / train_runtime, 3) if train_runtime else 0.0,
