@@ -47,8 +47,8 @@ def main() -> None:
                              device=args.device, patience=2, robustness=False, augnet=augnet)
         m = train(config, task=task, progress=False, write=False).metrics
         seconds[label] = m["train_runtime"] - m["validation_runtime"]
-        ratio = seconds[label] / seconds["trivialaugment"] if "trivialaugment" in seconds else float("nan")
-        print(f"| {label} | {seconds[label]:.2f} | {ratio:.2f}x | {m['augnet_overhead_percent']:.1f} |", flush=True)
+        ratio = f"{seconds[label] / seconds['trivialaugment']:.2f}x" if "trivialaugment" in seconds else "—"
+        print(f"| {label} | {seconds[label]:.2f} | {ratio} | {m['augnet_overhead_percent']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

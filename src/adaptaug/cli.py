@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None, help="run directory (default: a new folder under runs/)")
     tr.add_argument("--patience", type=_positive_int, default=3)
     tr.add_argument("--limit", type=_positive_int, default=None, help="use a stratified subset of N train images")
-    tr.add_argument("--reward", default="alignment", choices=list(REWARDS), help="AugNet's reward")
+    tr.add_argument("--reward", default="cosine", choices=list(REWARDS), help="AugNet's reward (default cosine)")
     tr.add_argument("--augnet-lr", type=_positive_float, default=0.01)
     tr.add_argument("--frozen-augnet", action="store_true", help="AugNet without learning (ablation)")
     tr.add_argument("--augnet-probe-every", type=int, default=1, metavar="ROUNDS",

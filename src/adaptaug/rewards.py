@@ -1,10 +1,11 @@
 """Rewards AugNet learns from. Pluggable: a reward maps one round of feedback to a number per transition.
 
-- ``alignment`` (default): per sample, the dot product of that augmented sample's last-layer gradient with
+- ``alignment``: per sample, the dot product of that augmented sample's last-layer gradient with
   the validation probe's mean last-layer gradient: a first-order estimate of how much one step on it lowers
   the probe loss (Ren et al. 2018, "Learning to Reweight Examples"; GAR, Müller et al. 2021). Each sample's
   op and magnitude get their own credit, and it costs O(B x C x d).
-- ``cosine``: alignment divided by the sample's gradient norm, so credit goes to direction, not size.
+- ``cosine`` (default): alignment divided by the sample's gradient norm, so credit goes to direction, not
+  size. Chosen over ``alignment`` on validation accuracy (CIFAR-10 subset, docs/augnet.md).
 - ``val-drop``: the drop of the probe loss across the round (the seed's idea); one number per round, noisy.
 - ``adversarial``: augmented minus clean loss per sample, squashed with tanh (Zhang et al., Adversarial
   AutoAugment, ICLR 2020); pushes towards harder samples.
@@ -12,7 +13,9 @@
   that still help the validation loss (the balance TeachAugment, Suzuki 2022, strikes with a teacher
   model). Costs a clean forward per step besides alignment's gradients.
 Measured on an MNIST subset with a label-destroying op added (DESIGN.md): ``alignment`` drives that op's
-probability to ~0.03 from 0.17 within ~500 steps, ``val-drop`` does not move it; hence the default.
+probability to ~0.03 from 0.17 within ~500 steps, ``val-drop`` does not move it; hence a per-sample gradient
+reward. Its direction-only form, ``cosine``, is the default: on a CIFAR-10 subset it kept AugNet from
+concentrating on hard ops and beat ``alignment`` on validation accuracy (docs/augnet.md).
 """
 from __future__ import annotations
 
