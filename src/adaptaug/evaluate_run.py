@@ -18,8 +18,8 @@ run's own data source is used (``split`` test, val or train; val and train are t
 its ``limit`` and validation carve), which reproduces the run's ``metrics.json``.
 
 The result has the keys of the training metrics that describe the model: ``eval_*`` (loss, accuracy, F1, runtime
-keys), ``epoch`` and ``best_epoch`` of the run, and the ``eval_robust_*`` keys plus ``robustness_runtime`` (when
-the run computed them, unless ``robustness=False``), with the same seeds as the run.
+keys), ``epoch``, ``best_epoch`` and ``best_val_*`` of the run, and the ``eval_robust_*`` keys plus
+``robustness_runtime`` (when the run computed them, unless ``robustness=False``), with the same seeds as the run.
 """
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, *, split: 
     model.to(dev).eval()
     metrics = evaluate(model, task, "test", batch_size=batch_size)
     saved = _run_metrics(run_dir)
-    for key in ("epoch", "best_epoch"):  # which model this is: from the run
+    for key in ("epoch", "best_epoch", "best_val_loss", "best_val_accuracy"):  # which model this is: from the run
         if key in saved:
             metrics[key] = saved[key]
     if config.robustness if robustness is None else robustness:
