@@ -61,23 +61,18 @@ class AugPlan:
         )
 
 
-def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
-                   *context: object) -> tuple[torch.Tensor, ...]:
-    """Run ``plan`` over per-sample tensors ``data`` (all (B, ...)): for each slot, each op of the plan's
-    vocabulary runs once on the samples that chose it, ``fn(*data[idx], magnitude[idx], generator,
-    *context)``, so kernel launches are bounded by slots x ops, never by the batch size. The kernels'
-    randomness comes from one generator seeded by ``plan.seed``: the same plan always gives the same output."""
-    first = data[0]
-    if plan.batch_size != first.shape[0]:
-        raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {first.shape[0]}")
-    # Policies draw plans on the host, so the groups are found there: no device-to-host sync per batch
-    # (a plan already on the device costs one copy back). Every group's sample indices then travel in ONE
-    # pinned, non-blocking copy, the magnitudes in another: a copy from pageable memory would synchronise.
+# One kernel call of a plan slot: (slot, kernel, start, end, with member ids). Its samples are flat[start:end]
+# of the plan's index tensor; a family's member ids follow them, flat[end:2 * end - start].
+Group = tuple[int, Callable[..., object], int, int, bool]
+
+
+def _plan_groups(plan: AugPlan, modality: str) -> tuple[list[Group], list[torch.Tensor]]:
+    """On the host: for each slot, one group per op that some sample chose, or one per op family (``OpFamily``)
+    when two or more of its members were chosen; Identity and NO_OP slots run nothing."""
     op_ids = plan.op_ids.cpu()
     specs = [get_op(name) for name in plan.ops]
     families = [family_of(name) for name in plan.ops]
-    # (slot, kernel, start, end, with member ids): samples flat[start:end], their member ids after them
-    groups: list[tuple[int, Callable[..., object], int, int, bool]] = []
+    groups: list[Group] = []
     flat: list[torch.Tensor] = []
     filled = 0
     for slot in range(op_ids.shape[1]):
@@ -94,7 +89,7 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
             family = families[k]
             together = [j for j in present if family is not None and families[j] is family]
             if len(together) > 1:  # one kernel for the family's samples, told which member each sample is
-                member_of = torch.full((len(specs) + 1,), -1, dtype=torch.long)  # index NO_OP (-1) lands last
+                member_of = torch.full((len(specs),), -1, dtype=torch.long)
                 member_of[together] = torch.tensor([family.members.index(specs[j].name) for j in together])
                 idx = torch.isin(chosen, torch.tensor(together)).nonzero().squeeze(1)
                 groups.append((slot, family.fn, filled, filled + len(idx), True))
@@ -107,6 +102,22 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
                 flat.append(idx)
                 filled += len(idx)
                 done.add(k)
+    return groups, flat
+
+
+def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
+                   *context: object) -> tuple[torch.Tensor, ...]:
+    """Run ``plan`` over per-sample tensors ``data`` (all (B, ...)): for each slot, each op (or op family) of
+    the plan's vocabulary runs once on the samples that chose it, ``fn(*data[idx], magnitude[idx], generator,
+    *context)``, so kernel launches are bounded by slots x ops, never by the batch size. The kernels'
+    randomness comes from one generator seeded by ``plan.seed``: the same plan always gives the same output."""
+    first = data[0]
+    if plan.batch_size != first.shape[0]:
+        raise ConfigError(f"plan is for {plan.batch_size} samples but the batch has {first.shape[0]}")
+    # Policies draw plans on the host, so the groups are found there: no device-to-host sync per batch
+    # (a plan already on the device costs one copy back). Every group's sample indices then travel in ONE
+    # pinned, non-blocking copy, the magnitudes in another: a copy from pageable memory would synchronise.
+    groups, flat = _plan_groups(plan, modality)
     if not groups:
         return data
     device = first.device
