@@ -15,6 +15,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from adaptaug.report import mean_std
+
 
 def _read(path: Path) -> list[dict[str, str]]:
     if not path.is_file() or path.stat().st_size == 0:
@@ -24,8 +26,7 @@ def _read(path: Path) -> list[dict[str, str]]:
 
 
 def _mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {std:.4f}"
+    return "{:.4f} ± {:.4f}".format(*mean_std(values))
 
 
 def main(grid: Path) -> None:

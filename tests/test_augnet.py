@@ -96,9 +96,9 @@ def test_frozen_augnet_does_not_learn_and_skips_its_feedback():
     assert policy.probes == 0 and policy.trace == []  # a uniform policy needs no probe
 
 
-@pytest.mark.parametrize("probe_every,probes", [(1, 21), (4, 6)])
+@pytest.mark.parametrize("probe_every,probes", [(1, 20), (4, 5)])
 def test_probe_every_sets_how_often_the_probe_runs(probe_every, probes):
-    # 20 rounds: one probe per round (plus the first round's reference), or one per 4 rounds
+    # 20 rounds: exactly one probe per round (the first round's reference is that round's probe), or one per 4
     policy = _run_policy(PaysFor(SPACE.index("Brightness")), rounds=20, probe_every=probe_every,
                          on_policy=_count_probes)
     assert policy.probes == probes

@@ -7,7 +7,7 @@ do, makes every decision loggable, replayable and testable on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import torch
 
@@ -61,9 +61,14 @@ class AugPlan:
         )
 
 
-# One kernel call of a plan slot: (slot, kernel, start, end, with member ids). Its samples are flat[start:end]
-# of the plan's index tensor; a family's member ids follow them, flat[end:2 * end - start].
-Group = tuple[int, Callable[..., object], int, int, bool]
+class Group(NamedTuple):
+    """One kernel call of a plan slot: ``fn`` on the samples ``flat[rows]`` of the plan's index tensor, given
+    each sample's member id ``flat[members]`` when ``fn`` runs an op family."""
+
+    slot: int
+    fn: Callable[..., object]
+    rows: slice
+    members: slice | None
 
 
 def _plan_groups(plan: AugPlan, modality: str) -> tuple[list[Group], list[torch.Tensor]]:
@@ -77,31 +82,28 @@ def _plan_groups(plan: AugPlan, modality: str) -> tuple[list[Group], list[torch.
     filled = 0
     for slot in range(op_ids.shape[1]):
         chosen = op_ids[:, slot]
-        present = [k for k in torch.unique(chosen).tolist() if k != NO_OP and specs[k].name != "Identity"]
-        for k in present:
+        units: dict[object, list[int]] = {}  # a family, or an op without one -> the op ids chosen in this slot
+        for k in torch.unique(chosen).tolist():
+            if k == NO_OP or specs[k].name == "Identity":
+                continue
             if specs[k].modality != modality:
                 raise ConfigError(f"op {specs[k].name!r} has modality {specs[k].modality!r}; this plan runs "
                                   f"on {modality} data")
-        done: set[int] = set()
-        for k in present:
-            if k in done:
-                continue
-            family = families[k]
-            together = [j for j in present if family is not None and families[j] is family]
-            if len(together) > 1:  # one kernel for the family's samples, told which member each sample is
+            units.setdefault(families[k] or k, []).append(k)
+        for unit, ks in units.items():
+            if len(ks) > 1:  # one kernel for the family's samples, told which member each sample is
                 member_of = torch.full((len(specs),), -1, dtype=torch.long)
-                member_of[together] = torch.tensor([family.members.index(specs[j].name) for j in together])
-                idx = torch.isin(chosen, torch.tensor(together)).nonzero().squeeze(1)
-                groups.append((slot, family.fn, filled, filled + len(idx), True))
+                member_of[ks] = torch.tensor([unit.members.index(specs[k].name) for k in ks])
+                idx = torch.isin(chosen, torch.tensor(ks)).nonzero().squeeze(1)
+                n = len(idx)
+                groups.append(Group(slot, unit.fn, slice(filled, filled + n), slice(filled + n, filled + 2 * n)))
                 flat += [idx, member_of[chosen[idx]]]
-                filled += 2 * len(idx)
-                done.update(together)
+                filled += 2 * n
             else:
-                idx = (chosen == k).nonzero().squeeze(1)
-                groups.append((slot, specs[k].fn, filled, filled + len(idx), False))
+                idx = (chosen == ks[0]).nonzero().squeeze(1)
+                groups.append(Group(slot, specs[ks[0]].fn, slice(filled, filled + len(idx)), None))
                 flat.append(idx)
                 filled += len(idx)
-                done.add(k)
     return groups, flat
 
 
@@ -125,17 +127,20 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
     mags = to_device(plan.magnitudes.to(first.dtype if first.is_floating_point() else torch.float32), device)
     generator = torch.Generator(device=device).manual_seed(plan.seed)
     out = data
-    for slot, fn, start, end, with_members in groups:
-        members = (indices[end:2 * end - start],) if with_members else ()
-        if end - start == first.shape[0]:  # every sample chose this op (crop+flip's crop): no gather, no scatter
-            results = fn(*out, mags[:, slot], generator, *context, *members)
-            out = tuple(r.to(t.dtype) for t, r in zip(out, results if isinstance(results, tuple) else (results,)))
+    for group in groups:
+        members = (indices[group.members],) if group.members is not None else ()
+        idx = indices[group.rows]
+        whole = len(idx) == first.shape[0]  # every sample chose this op (crop+flip's crop): no gather, no scatter
+        inputs = out if whole else tuple(t[idx] for t in out)
+        magnitudes = mags[:, group.slot] if whole else mags[idx, group.slot]
+        results = group.fn(*inputs, magnitudes, generator, *context, *members)
+        results = results if isinstance(results, tuple) else (results,)
+        if whole:
+            out = tuple(r.to(t.dtype) for t, r in zip(out, results))
             continue
         if out is data:
             out = tuple(t.clone() for t in data)  # scattered into below; the caller's tensors stay as they were
-        idx = indices[start:end]
-        results = fn(*(t[idx] for t in out), mags[idx, slot], generator, *context, *members)
-        for t, r in zip(out, results if isinstance(results, tuple) else (results,)):
+        for t, r in zip(out, results):
             t[idx] = r.to(t.dtype)
     return out
 

@@ -252,13 +252,13 @@ class AugNetPolicy(Policy):
         return float(loss.detach().mean()), float(acc), grad, features
 
     def _round(self) -> None:
-        if self._probe_loss is None:  # first round: no "before" yet, take it as the reference
-            self._probe_loss = self._run_probe()[0]
-        before = self._probe_loss
         if self._probe_result is None or self._rounds_done % self.config.probe_every == 0:
             self._probe_result = self._run_probe()
         self._rounds_done += 1
         probe_loss, probe_acc, probe_grad, probe_features = self._probe_result
+        # first round: no "before" yet, the probe just run is the reference (a second probe of the same
+        # model would give the same numbers)
+        before = self._probe_loss if self._probe_loss is not None else probe_loss
         if not math.isfinite(probe_loss):
             raise FloatingPointError(f"validation-probe loss is {probe_loss}; the primary model diverged")
         self._probe_loss = probe_loss
