@@ -154,6 +154,20 @@ def test_augnet_ablations_are_grid_entries(tmp_path):
     assert specs["augnet[probe_every=4]"].config.augnet.probe_every == 4
     assert specs["augnet[entropy_coef=0.1]"].config.augnet.entropy_coef == 0.1
     for bad in ("augnet[reward=nope]", "augnet[without=nope]", "augnet[fast]", "augnet[probe_every=0]",
-                "augnet[probe_every=1.5]", "augnet[uniform_floor=1.0]"):
+                "augnet[probe_every=1.5]", "augnet[uniform_floor=1.0]", "augnet[probe_every=4][probe_every=8]",
+                "augnet[frozen][frozen]", "augnet[probe_every=4]x", "augnet[]"):
         with pytest.raises(ConfigError):
             parse_policies(f"none,{bad}")
+
+
+def test_augnet_variants_chain_settings(tmp_path):
+    from adaptaug.compare import run_specs
+    label = "augnet[probe_every=4][probe_size=64][without=gap][without=trend]"
+    (spec,) = run_specs(GridConfig(task="digits", out=str(tmp_path), seeds=1, policies=(label,)))
+    assert spec.run_dir.name == "augnet-probe_every-4-probe_size-64-without-gap-without-trend-s0"
+    assert (spec.config.augnet.probe_every, spec.config.augnet.probe_size) == (4, 64)
+    assert spec.config.augnet.drop_features == ("gap", "trend")
+    # a combination AugNetConfig refuses is refused as a label too
+    with pytest.raises(ConfigError, match="probe_every 1"):
+        run_specs(GridConfig(task="digits", out=str(tmp_path), seeds=1,
+                             policies=("augnet[reward=val-drop][probe_every=2]",)))

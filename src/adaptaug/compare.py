@@ -97,32 +97,40 @@ class CompareResult:
     seconds: float
 
 
-# AugNet variants as grid entries: augnet[frozen], augnet[reward=NAME], augnet[without=STATE_FEATURE], and
-# one numeric AugNetConfig field, augnet[probe_every=N], augnet[entropy_coef=X], augnet[uniform_floor=X]
-_NUMERIC_FIELDS: dict[str, type] = {"probe_every": int, "entropy_coef": float, "uniform_floor": float}
-_VARIANT = re.compile(r"augnet\[(frozen|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % "|".join(_NUMERIC_FIELDS))
+# AugNet variants as grid entries, one setting per bracket, brackets chained: augnet[frozen], augnet[reward=NAME],
+# augnet[without=STATE_FEATURE] and numeric AugNetConfig fields, e.g. augnet[probe_every=4][probe_size=64]
+_NUMERIC_FIELDS: dict[str, type] = {"probe_every": int, "probe_size": int, "entropy_coef": float,
+                                    "uniform_floor": float}
+_SETTING = r"\[(?:frozen|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % "|".join(_NUMERIC_FIELDS)
+_VARIANT = re.compile(r"augnet(?:%s)+" % _SETTING)
 
 
 def augnet_variant(label: str) -> dict[str, Any] | None:
     """AugNetConfig overrides of an ``augnet[...]`` label (checked), or None for a plain policy name."""
-    match = _VARIANT.fullmatch(label)
-    if match is None:
+    if _VARIANT.fullmatch(label) is None:
         return None
-    key, _, value = match.group(1).partition("=")
-    if key in _NUMERIC_FIELDS:
-        try:
-            overrides: dict[str, Any] = {key: _NUMERIC_FIELDS[key](value)}
-        except ValueError:
-            raise ConfigError(f"{label}: {key} must be {_NUMERIC_FIELDS[key].__name__}, got {value!r}") from None
-    else:
-        overrides = {"frozen": {"learn": False}, "reward": {"reward": value},
-                     "without": {"drop_features": (value,)}}[key]
-    from adaptaug.policies.augnet import AugNetConfig
-    from adaptaug.rewards import get_reward
+    overrides: dict[str, Any] = {}
+    for setting in re.findall(r"\[([^\]]*)\]", label):
+        key, _, value = setting.partition("=")
+        if key in overrides or (key == "frozen" and "learn" in overrides):
+            raise ConfigError(f"{label}: {key} is set twice")
+        if key in _NUMERIC_FIELDS:
+            try:
+                overrides[key] = _NUMERIC_FIELDS[key](value)
+            except ValueError:
+                raise ConfigError(f"{label}: {key} must be {_NUMERIC_FIELDS[key].__name__}, got {value!r}") from None
+        elif key == "frozen":
+            overrides["learn"] = False
+        elif key == "reward":
+            from adaptaug.rewards import get_reward
 
-    AugNetConfig(**overrides)  # unknown state feature, out-of-range number -> ConfigError
-    if key == "reward":
-        get_reward(value)  # unknown reward -> ConfigError
+            get_reward(value)  # unknown reward -> ConfigError
+            overrides["reward"] = value
+        else:  # without=FEATURE
+            overrides["drop_features"] = overrides.get("drop_features", ()) + (value,)
+    from adaptaug.policies.augnet import AugNetConfig
+
+    AugNetConfig(**overrides)  # unknown state feature, out-of-range number, bad combination -> ConfigError
     return overrides
 
 
@@ -136,7 +144,8 @@ def check_policy(name: str) -> None:
     if name not in POLICIES and augnet_variant(name) is None:
         raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}, "
                           "and AugNet variants augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE], "
-                          f"augnet[FIELD=NUMBER] for FIELD in {', '.join(_NUMERIC_FIELDS)}")
+                          f"augnet[FIELD=NUMBER] for FIELD in {', '.join(_NUMERIC_FIELDS)}, chained as "
+                          "augnet[probe_every=4][probe_size=64]")
 
 
 def parse_policies(text: str) -> list[str]:
