@@ -171,3 +171,25 @@ def test_augnet_variants_chain_settings(tmp_path):
     with pytest.raises(ConfigError, match="probe_every 1"):
         run_specs(GridConfig(task="digits", out=str(tmp_path), seeds=1,
                              policies=("augnet[reward=val-drop][probe_every=2]",)))
+
+
+def test_report_compares_augnet_with_trivialaugment_and_randaugment():
+    from adaptaug.report import render_report
+
+    def row(policy, seed, acc, pgd, seconds):
+        return {"policy": policy, "seed": seed, "status": "done", "eval_accuracy": acc, "eval_f1": acc,
+                "eval_loss": 1.0, "eval_robust_pgd_eps2_accuracy": pgd, "eval_robust_pgd_eps8_accuracy": pgd / 2,
+                "train_runtime": seconds}
+
+    rows = [row("trivialaugment", 0, 0.50, 0.30, 10.0), row("trivialaugment", 1, 0.52, 0.32, 10.0),
+            row("augnet", 0, 0.60, 0.35, 10.4), row("augnet", 1, 0.64, 0.33, 10.6)]
+    report = render_report(rows, command="c", task="t", policies=["trivialaugment", "augnet"], plots=[],
+                           plot_note="")
+    section = report.split("## AugNet against TrivialAugment and RandAugment")[1].split("\n## ")[0]
+    line = next(x for x in section.splitlines() if x.startswith("| augnet | trivialaugment |"))
+    diff, lo, hi = welch_interval([0.60, 0.64], [0.50, 0.52])
+    assert f"{100 * diff:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]" in line  # test accuracy: +11.00
+    assert "+3.00" in line and "1.05x" in line  # PGD 2/255 (the smaller eps), time 10.5 / 10.0
+    assert "randaugment" not in section  # no such runs: no row
+    no_baseline = render_report(rows[2:], command="c", task="t", policies=["augnet"], plots=[], plot_note="")
+    assert "## AugNet against" not in no_baseline

@@ -293,6 +293,19 @@ def test_warp_equals_kornia_warp_affine(shape) -> None:
     torch.testing.assert_close(_warp(x, linear, changed), expected, atol=2e-5, rtol=0)
 
 
+@pytest.mark.parametrize("shape", [(6, 3, 32, 32), (4, 1, 28, 28), (3, 3, 3, 5)])
+def test_sharpness_equals_kornia(shape) -> None:
+    # our separable 3x3 sums against Kornia's depthwise conv (torchvision's algorithm), per-sample factors
+    # on both sides of 1; factor 1 (mag 0) must return the input bit for bit
+    import kornia
+
+    x = torch.rand(shape, generator=_gen(5))
+    mag = torch.tensor([0.0, -0.9, 0.99, 0.5, -0.3, 0.2])[: shape[0]]
+    out = _run("Sharpness", x, mag)
+    torch.testing.assert_close(out, kornia.enhance.sharpness(x, 1 + mag), atol=1e-6, rtol=0)
+    assert torch.equal(out[0], x[0])
+
+
 @pytest.mark.parametrize("channels", [3, 1])
 @pytest.mark.parametrize("family_name", ["warp", "blend"])
 def test_op_family_kernel_equals_its_members_kernels(family_name, channels) -> None:

@@ -131,7 +131,7 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
         members = (indices[group.members],) if group.members is not None else ()
         idx = indices[group.rows]
         whole = len(idx) == first.shape[0]  # every sample chose this op (crop+flip's crop): no gather, no scatter
-        inputs = out if whole else tuple(t[idx] for t in out)
+        inputs = out if whole else tuple(t.index_select(0, idx) for t in out)  # 4x t[idx] on the CPU
         magnitudes = mags[:, group.slot] if whole else mags[idx, group.slot]
         results = group.fn(*inputs, magnitudes, generator, *context, *members)
         results = results if isinstance(results, tuple) else (results,)
@@ -141,7 +141,7 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
         if out is data:
             out = tuple(t.clone() for t in data)  # scattered into below; the caller's tensors stay as they were
         for t, r in zip(out, results):
-            t[idx] = r.to(t.dtype)
+            t.index_copy_(0, idx, r.to(t.dtype))  # indices are unique within a group
     return out
 
 

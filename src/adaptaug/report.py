@@ -202,6 +202,7 @@ def render_report(rows: Sequence[dict[str, Any]], *, command: str, task: str, po
     lines += _table(["policy"] + [label for _, label, _ in COST_KEYS], body) + [""]
 
     lines += _difference_section(by_policy, policies, adv)
+    lines += _augnet_section(by_policy, policies, adv)
 
     failed = [r for r in rows if r.get("status") == "failed"]
     if failed:
@@ -216,6 +217,16 @@ def render_report(rows: Sequence[dict[str, Any]], *, command: str, task: str, po
     lines += ["Per-run numbers: results.csv; per-run files: runs/<policy>-s<seed>/ (config.json, history.csv, "
               "trace.csv, metrics.json, model.pt).", ""]
     return "\n".join(lines)
+
+
+def _difference_cell(rows: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]], key: str) -> str:
+    """Mean difference in percentage points with its 95% Welch interval, e.g. ``+1.20 [+0.10, +2.30]``."""
+    a, b = _floats(rows, key), _floats(reference, key)
+    if not a or not b:
+        return "n/a"
+    diff, lo, hi = welch_interval(a, b)
+    ci = "n/a (needs ≥ 2 seeds)" if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+    return f"{100 * diff:+.2f} {ci}"
 
 
 def _difference_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequence[str],
@@ -238,19 +249,35 @@ def _difference_section(by_policy: dict[str, list[dict[str, Any]]], policies: Se
     for p in policies:
         if p == best or not by_policy.get(p):
             continue
-        cells = [p]
-        for k, _ in keys:
-            a, b = _floats(by_policy[p], k), _floats(by_policy[best], k)
-            if not a or not b:
-                cells.append("n/a")
-                continue
-            diff, lo, hi = welch_interval(a, b)
-            ci = "n/a (needs ≥ 2 seeds)" if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
-            cells.append(f"{100 * diff:+.2f} {ci}")
-        body.append(cells)
+        body.append([p] + [_difference_cell(by_policy[p], by_policy[best], k) for k, _ in keys])
     if not body:
         return lines + ["Only the best fixed policy finished; nothing to compare against.", ""]
     return lines + _table(["policy"] + [f"Δ {label}" for _, label in keys], body) + [""]
+
+
+def _augnet_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequence[str],
+                    adv: Sequence[tuple[str, str, str]]) -> list[str]:
+    """AugNet against TrivialAugment and RandAugment, the quality issue's targets: test accuracy and the
+    weakest PGD (eps 2/255 on images) with 95% Welch intervals, and training time as a ratio of means."""
+    learned = [p for p in policies if p.startswith("augnet") and by_policy.get(p)]
+    baselines = [b for b in ("trivialaugment", "randaugment") if by_policy.get(b)]
+    if not learned or not baselines:
+        return []
+    pgd = [t for t in adv if t[1] in ("pgd", "embpgd")][:1]  # the smallest-eps PGD
+    keys = [("eval_accuracy", "test acc")] + [(k, _attack_label(a, e)) for k, a, e in pgd]
+    lines = ["## AugNet against TrivialAugment and RandAugment", "",
+             "The quality issue's targets: AugNet's mean test accuracy above each baseline's with the 95% Welch "
+             "interval of the difference above zero, robust accuracy no worse, and training time within 1.05x of "
+             "TrivialAugment's. Differences in percentage points (AugNet minus baseline); time as the ratio of "
+             "mean training times.", ""]
+    body = []
+    for p in learned:
+        for b in baselines:
+            cells = [p, b] + [_difference_cell(by_policy[p], by_policy[b], k) for k, _ in keys]
+            times = [mean_std(_floats(by_policy[x], "train_runtime"))[0] for x in (p, b)]
+            cells.append(f"{times[0] / times[1]:.2f}x" if times[1] > 0 else "n/a")
+            body.append(cells)
+    return lines + _table(["policy", "baseline"] + [f"Δ {label}" for _, label in keys] + ["train time"], body) + [""]
 
 
 # --------------------------------------------------------------------------------------------- plots
