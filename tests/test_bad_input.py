@@ -152,10 +152,14 @@ def nan_lr(tmp):
     return ["--lr", "nan"], "expected a positive number, got 'nan'"
 
 
+def zero_probe_size(tmp):
+    return ["--policy", "augnet", "--augnet-probe-size", "0"], "AugNet probe_size must be >= 1, got 0"
+
+
 CASES = [missing_path, empty_folder, truncated_gzip_idx, truncated_idx, label_out_of_range, corrupt_image,
          wrong_image_size, empty_class_folder, unknown_test_class, empty_text, invalid_json_line,
          text_label_out_of_range, malformed_conll_line, invalid_tag, unknown_policy, unknown_task,
-         zero_batch_size, negative_lr, nan_lr]
+         zero_batch_size, negative_lr, nan_lr, zero_probe_size]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])

@@ -71,6 +71,18 @@ def test_cli_writes_the_run_directory(tmp_path, capsys):
     assert abs(sum(probs) - 1) < 1e-4
     state = torch.load(out / "model.pt", weights_only=True)
     assert "classifier.weight" in state
+    from adaptaug.policies.augnet import AugNetConfig
+    assert config["augnet"]["probe_size"] == AugNetConfig().probe_size  # options not given keep the defaults
+
+
+def test_cli_augnet_options_reach_the_config(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--out", str(out), "--no-progress", "--no-robustness",
+                 "--augnet-probe-size", "32", "--augnet-probe-every", "3", "--reward", "alignment",
+                 "--augnet-without", "gap"]) == 0
+    augnet = json.loads((out / "config.json").read_text())["augnet"]
+    assert (augnet["probe_size"], augnet["probe_every"], augnet["reward"]) == (32, 3, "alignment")
+    assert augnet["drop_features"] == ["gap"] and augnet["learn"] is True
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -39,9 +39,11 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from adaptaug.policies import POLICIES
+    from adaptaug.policies.augnet import AugNetConfig
     from adaptaug.rewards import REWARDS
     from adaptaug.tasks import TASKS
 
+    AUGNET_DEFAULTS = AugNetConfig()
     parser = _Parser(prog="adaptaug", description="Adaptive data augmentation with AugNet.")
     parser.add_argument("--version", action="version", version=f"adaptaug {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors (any position)")
@@ -60,11 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None, help="run directory (default: a new folder under runs/)")
     tr.add_argument("--patience", type=_positive_int, default=3)
     tr.add_argument("--limit", type=_positive_int, default=None, help="use a stratified subset of N train images")
-    tr.add_argument("--reward", default="cosine", choices=list(REWARDS), help="AugNet's reward (default cosine)")
-    tr.add_argument("--augnet-lr", type=_positive_float, default=0.01)
+    # AugNet's defaults live in AugNetConfig only (None here = its default)
+    tr.add_argument("--reward", default=None, choices=list(REWARDS),
+                    help=f"AugNet's reward (default {AUGNET_DEFAULTS.reward})")
+    tr.add_argument("--augnet-lr", type=_positive_float, default=None, help=f"default {AUGNET_DEFAULTS.lr}")
     tr.add_argument("--frozen-augnet", action="store_true", help="AugNet without learning (ablation)")
-    tr.add_argument("--augnet-probe-every", type=int, default=1, metavar="ROUNDS",
-                    help="rounds between AugNet's validation-probe forwards (default 1; see docs/augnet.md)")
+    tr.add_argument("--augnet-probe-every", type=int, default=None, metavar="ROUNDS",
+                    help="rounds between AugNet's validation-probe forwards "
+                         f"(default {AUGNET_DEFAULTS.probe_every}; see docs/augnet.md)")
+    tr.add_argument("--augnet-probe-size", type=int, default=None, metavar="N",
+                    help=f"validation samples in AugNet's probe (default {AUGNET_DEFAULTS.probe_size})")
     tr.add_argument("--augnet-without", action="append", default=[], metavar="FEATURE",
                     help="hold an AugNet state feature at 0 (ablation; repeatable)")
     tr.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -127,15 +134,21 @@ def _train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
                          patience=args.patience, limit=args.limit, robustness=not args.no_robustness,
                          compile=args.compile, amp=args.amp, channels_last=args.channels_last,
-                         augnet=AugNetConfig(lr=args.augnet_lr, reward=args.reward, learn=not args.frozen_augnet,
-                                             drop_features=tuple(args.augnet_without),
-                                             probe_every=args.augnet_probe_every))
+                         augnet=AugNetConfig(**_augnet_options(args)))
     result = train(config, progress=not args.no_progress)
     if result.run_dir is None:  # a data-parallel rank other than 0: rank 0 reports
         return 0
     print(json.dumps(result.metrics, indent=2))
     print(f"run written to {result.run_dir}", file=sys.stderr)
     return 0
+
+
+def _augnet_options(args: argparse.Namespace) -> dict:
+    """AugNetConfig fields the command line set; the rest keep AugNetConfig's defaults."""
+    given = {"lr": args.augnet_lr, "reward": args.reward, "probe_every": args.augnet_probe_every,
+             "probe_size": args.augnet_probe_size}
+    options = {k: v for k, v in given.items() if v is not None}
+    return options | {"learn": not args.frozen_augnet, "drop_features": tuple(args.augnet_without)}
 
 
 def _train_policy(text: str) -> str:
