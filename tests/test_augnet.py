@@ -214,3 +214,63 @@ def test_cosine_reward_ignores_gradient_size():
     (cos,) = CosineReward()(data)
     torch.testing.assert_close(dot[1], 10 * dot[0])
     torch.testing.assert_close(cos[1], cos[0])
+
+
+class PaysHardForBrightness:
+    """Rigged: pays samples that were hard (hardness > 0 in their state row) for Brightness, easy ones for
+    Identity. Only a policy that reads each sample's own row can earn it."""
+    name, per_sample, needs_gradients, needs_clean_loss = "rigged-hardness", True, False, False
+
+    def __call__(self, data: RoundData) -> list[torch.Tensor]:
+        out = []
+        for s in data.steps:
+            hard = s.states[:, -1] > 0
+            wanted = torch.where(hard, SPACE.index("Brightness"), SPACE.index("Identity"))
+            out.append((s.op_idx == wanted).float())
+        return out
+
+
+def test_per_sample_augnet_decides_from_each_samples_loss():
+    images, labels = _digits_batches()
+    torch.manual_seed(0)
+    head = nn.Linear(32, 10)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), head)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    rounds = 150
+    # a conditional policy needs more of each round's 256 transitions per update than the global one's 32
+    config = AugNetConfig(per_sample=True, minibatch=256)
+    policy = AugNetPolicy(SPACE, 10, total_steps=rounds * 4, config=config, generator=torch.Generator().manual_seed(0))
+    policy.reward = PaysHardForBrightness()
+    loss_fn = lambda logits, y: F.cross_entropy(logits, y, reduction="none")  # noqa: E731
+    policy.attach(net, loss_fn, images[-200:], labels[-200:], head=head)
+    g = torch.Generator().manual_seed(0)
+    from adaptaug.augment import apply_plan
+    for _ in range(rounds * 4):
+        idx = torch.randint(0, 1000, (64,), generator=g)
+        logits = net(apply_plan(images[idx], policy.sample(64, sample_ids=idx)))
+        loss = loss_fn(logits, labels[idx])
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+        policy.observe(logits, labels[idx])
+    # the memory holds a loss for every sample seen, and only for those
+    memory = policy._loss_memory
+    assert memory.shape[0] <= 1000 and memory.isfinite().sum() > 900
+    # the same round state, two hardness values: the policy answers each as it was paid
+    rows = policy._state.expand(2, -1).clone()
+    rows = torch.cat([rows, torch.tensor([[2.0], [-2.0]])], dim=1)
+    op_probs, _ = policy._distributions(rows)
+    b, i = SPACE.index("Brightness"), SPACE.index("Identity")
+    assert op_probs[0, b] > 0.5 > op_probs[0, i], op_probs[0]  # hard -> Brightness
+    assert op_probs[1, i] > 0.5 > op_probs[1, b], op_probs[1]  # easy -> Identity
+    # a checkpoint carries the memory
+    restored = AugNetPolicy(SPACE, 10, total_steps=rounds * 4, config=config)
+    restored.attach(net, loss_fn, images[-200:], labels[-200:], head=head)
+    restored.load_state_dict(policy.state_dict())
+    assert torch.equal(restored._loss_memory.nan_to_num(-1), memory.nan_to_num(-1))
+
+
+def test_hardness_is_a_per_sample_feature_only():
+    with pytest.raises(ConfigError, match="per-sample feature"):
+        AugNetConfig(drop_features=("hardness",))
+    assert AugNetConfig(per_sample=True, drop_features=("hardness",)).drop_features == ("hardness",)

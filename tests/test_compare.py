@@ -167,6 +167,10 @@ def test_augnet_variants_chain_settings(tmp_path):
     assert spec.run_dir.name == "augnet-probe_every-4-probe_size-64-without-gap-without-trend-s0"
     assert (spec.config.augnet.probe_every, spec.config.augnet.probe_size) == (4, 64)
     assert spec.config.augnet.drop_features == ("gap", "trend")
+    (spec,) = run_specs(GridConfig(task="digits", out=str(tmp_path), seeds=1,
+                                   policies=("augnet[per_sample][minibatch=256][without=hardness]",)))
+    assert spec.config.augnet.per_sample and spec.config.augnet.minibatch == 256
+    assert spec.config.augnet.drop_features == ("hardness",)
     # a combination AugNetConfig refuses is refused as a label too
     with pytest.raises(ConfigError, match="probe_every 1"):
         run_specs(GridConfig(task="digits", out=str(tmp_path), seeds=1,

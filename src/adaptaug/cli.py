@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(default {AUGNET_DEFAULTS.probe_every}; see docs/augnet.md)")
     tr.add_argument("--augnet-probe-size", type=int, default=None, metavar="N",
                     help=f"validation samples in AugNet's probe (default {AUGNET_DEFAULTS.probe_size})")
+    tr.add_argument("--augnet-per-sample", action="store_true",
+                    help="AugNet decides per sample from each sample's last loss (docs/augnet.md)")
     tr.add_argument("--augnet-without", action="append", default=[], metavar="FEATURE",
                     help="hold an AugNet state feature at 0 (ablation; repeatable)")
     tr.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -148,7 +150,8 @@ def _augnet_options(args: argparse.Namespace) -> dict:
     given = {"lr": args.augnet_lr, "reward": args.reward, "probe_every": args.augnet_probe_every,
              "probe_size": args.augnet_probe_size}
     options = {k: v for k, v in given.items() if v is not None}
-    return options | {"learn": not args.frozen_augnet, "drop_features": tuple(args.augnet_without)}
+    return options | {"learn": not args.frozen_augnet, "per_sample": args.augnet_per_sample,
+                      "drop_features": tuple(args.augnet_without)}
 
 
 def _train_policy(text: str) -> str:

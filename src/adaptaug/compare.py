@@ -97,11 +97,12 @@ class CompareResult:
     seconds: float
 
 
-# AugNet variants as grid entries, one setting per bracket, brackets chained: augnet[frozen], augnet[reward=NAME],
-# augnet[without=STATE_FEATURE] and numeric AugNetConfig fields, e.g. augnet[probe_every=4][probe_size=64]
-_NUMERIC_FIELDS: dict[str, type] = {"probe_every": int, "probe_size": int, "entropy_coef": float,
-                                    "uniform_floor": float}
-_SETTING = r"\[(?:frozen|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % "|".join(_NUMERIC_FIELDS)
+# AugNet variants as grid entries, one setting per bracket, brackets chained: augnet[frozen], augnet[per_sample],
+# augnet[reward=NAME], augnet[without=FEATURE] and numeric AugNetConfig fields, e.g.
+# augnet[probe_every=4][probe_size=64]
+_NUMERIC_FIELDS: dict[str, type] = {"probe_every": int, "probe_size": int, "minibatch": int,
+                                    "entropy_coef": float, "uniform_floor": float}
+_SETTING = r"\[(?:frozen|per_sample|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % "|".join(_NUMERIC_FIELDS)
 _VARIANT = re.compile(r"augnet(?:%s)+" % _SETTING)
 
 
@@ -121,6 +122,8 @@ def augnet_variant(label: str) -> dict[str, Any] | None:
                 raise ConfigError(f"{label}: {key} must be {_NUMERIC_FIELDS[key].__name__}, got {value!r}") from None
         elif key == "frozen":
             overrides["learn"] = False
+        elif key == "per_sample":
+            overrides["per_sample"] = True
         elif key == "reward":
             from adaptaug.rewards import get_reward
 
@@ -143,7 +146,8 @@ def check_policy(name: str) -> None:
     """A ConfigError unless ``name`` is a policy or an ``augnet[...]`` ablation."""
     if name not in POLICIES and augnet_variant(name) is None:
         raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}, "
-                          "and AugNet variants augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE], "
+                          "and AugNet variants augnet[frozen], augnet[per_sample], augnet[reward=NAME], "
+                          "augnet[without=FEATURE], "
                           f"augnet[FIELD=NUMBER] for FIELD in {', '.join(_NUMERIC_FIELDS)}, chained as "
                           "augnet[probe_every=4][probe_size=64]")
 

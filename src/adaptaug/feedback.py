@@ -19,6 +19,10 @@ STATE_FEATURES = (
     "progress",  # step / total steps
     "entropy",  # entropy of AugNet's last op distribution / log(K)
 )
+# Per-sample features, read by AugNet with ``per_sample=True``, one row per sample of a batch:
+SAMPLE_FEATURES = (
+    "hardness",  # log(the sample's training loss when last seen / the training-loss EMA), clipped to [-4, 4]
+)
 
 
 class FeedbackTracker:

@@ -38,6 +38,8 @@ class StepRecord:
     sample_of_row: torch.Tensor | None = None  # (N,) which sample each row belongs to (tokens -> sentence)
     loss: torch.Tensor | None = None  # (B,) per-sample loss on the augmented input
     clean_loss: torch.Tensor | None = None  # (B,) per-sample loss on the clean input (adversarial only)
+    sample_ids: torch.Tensor | None = None  # (B,) positions in the training split, host (per-sample AugNet)
+    states: torch.Tensor | None = None  # (B, F) the state rows the plan was drawn from, host (per-sample AugNet)
 
 
 @dataclass

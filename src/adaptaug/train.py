@@ -27,7 +27,7 @@ from adaptaug.distributed import DistContext, all_reduce_sum, broadcast_, finish
 from adaptaug.errors import ConfigError
 from adaptaug.evaluate import evaluate
 from adaptaug.io import read_run_config, write_csv, write_json
-from adaptaug.policies import build_policy
+from adaptaug.policies import AugNetPolicy, build_policy
 from adaptaug.tasks import Task, build_task
 
 
@@ -128,6 +128,9 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
     data_gen = torch.Generator().manual_seed(config.seed + 2)  # one permutation for all ranks
     policy = build_policy(config.policy, task, config.epochs * steps_per_epoch, policy_gen, config.augnet)
     feeds_policy = policy.learns and ctx.is_main  # rank 0 decides (adaptaug.distributed)
+    if ctx.enabled and isinstance(policy, AugNetPolicy) and policy.config.per_sample:
+        raise ConfigError("per-sample AugNet needs every sample's loss where it decides, but under torchrun only "
+                          "rank 0 observes; train it in one process")
     if policy.learns:
         probe_inputs, probe_targets = task.probe(config.augnet.probe_size, torch.Generator().manual_seed(config.seed + 3))
         policy.attach(model, task.loss_fn, probe_inputs, probe_targets, accuracy_fn=task.accuracy_fn)
@@ -165,10 +168,10 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         loss_sum = torch.zeros((), device=device)
         correct_sum = torch.zeros((), device=device)
         t = time.perf_counter()
-        for inputs, targets in task.batches("train", config.batch_size, data_gen, ctx):
+        for inputs, targets, index in task.batches("train", config.batch_size, data_gen, ctx, with_index=True):
             steps_done += 1
             t1 = time.perf_counter()
-            plan = policy.sample(targets.shape[0])
+            plan = policy.sample(targets.shape[0], sample_ids=index)
             # NER ops move tags with the tokens, so the targets of the step are those augment_batch returns
             augmented, aug_targets = task.augment_batch(inputs, targets, plan)
             t2 = time.perf_counter()

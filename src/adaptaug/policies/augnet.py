@@ -23,7 +23,7 @@ from torch import nn
 
 from adaptaug.augment import AugPlan, apply_plan
 from adaptaug.errors import ConfigError
-from adaptaug.feedback import STATE_FEATURES, FeedbackTracker
+from adaptaug.feedback import SAMPLE_FEATURES, STATE_FEATURES, FeedbackTracker
 from adaptaug.ops.space import OpSpace
 from adaptaug.policies.base import Policy, draw_seed, make_plan, random_signs
 from adaptaug.rewards import Reward, RoundData, StepRecord, get_reward
@@ -52,7 +52,10 @@ class AugNetConfig:
     reward: str = "cosine"
     wide: bool = True  # magnitude ranges of TrivialAugment-wide
     learn: bool = True  # False: frozen at initialisation (a uniform random policy, for ablations)
-    drop_features: tuple[str, ...] = ()  # state features held at 0 (ablations); names from STATE_FEATURES
+    # per-sample decisions: each sample's relative training loss when last seen (SAMPLE_FEATURES) joins the
+    # state, and every sample gets its own distribution (AdaAugment, MADAug); needs the samples' ids
+    per_sample: bool = False
+    drop_features: tuple[str, ...] = ()  # features held at 0 (ablations); names from STATE_FEATURES, SAMPLE_FEATURES
 
     def __post_init__(self) -> None:
         for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size",
@@ -62,9 +65,12 @@ class AugNetConfig:
         if not self.lr > 0:
             raise ConfigError(f"AugNet lr must be > 0, got {self.lr}")
         self.drop_features = tuple(self.drop_features)
-        unknown = [f for f in self.drop_features if f not in STATE_FEATURES]
+        unknown = [f for f in self.drop_features if f not in STATE_FEATURES + SAMPLE_FEATURES]
         if unknown:
-            raise ConfigError(f"unknown AugNet state feature {unknown[0]!r}; known: {', '.join(STATE_FEATURES)}")
+            raise ConfigError(f"unknown AugNet state feature {unknown[0]!r}; known: "
+                              f"{', '.join(STATE_FEATURES + SAMPLE_FEATURES)}")
+        if not self.per_sample and any(f in SAMPLE_FEATURES for f in self.drop_features):
+            raise ConfigError(f"{', '.join(SAMPLE_FEATURES)} is a per-sample feature: it needs per_sample=True")
         if self.reward == "val-drop" and self.probe_every != 1:
             raise ConfigError("the val-drop reward is the probe loss's change across each round: it needs "
                               f"probe_every 1, got {self.probe_every}")
@@ -115,7 +121,8 @@ class AugNetPolicy(Policy):
         super().__init__(generator, base)
         self.space, self.config = space, config or AugNetConfig()
         self.reward: Reward = get_reward(self.config.reward)
-        self.net = AugNet(len(STATE_FEATURES), len(space), self.config.num_bins, self.config.hidden)
+        self.features = STATE_FEATURES + (SAMPLE_FEATURES if self.config.per_sample else ())
+        self.net = AugNet(len(self.features), len(space), self.config.num_bins, self.config.hidden)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
         self.tracker = FeedbackTracker(num_classes, total_steps)
         self.has_magnitude = torch.tensor([s.has_magnitude for s in space.specs])
@@ -129,7 +136,12 @@ class AugNetPolicy(Policy):
         self._probe_loss: float | None = None
         self._probe_result: tuple[float, float, torch.Tensor | None, torch.Tensor | None] | None = None
         self._rounds_done = 0
-        self._feature_mask = torch.tensor([f not in self.config.drop_features for f in STATE_FEATURES]).float()
+        self._feature_mask = torch.tensor([f not in self.config.drop_features for f in self.features]).float()
+        # per-sample mode: each training sample's loss when last seen (NaN: not seen yet), grown on demand
+        self._loss_memory = torch.full((0,), math.nan)
+        self._next_ids: torch.Tensor | None = None
+        self._last_ids: torch.Tensor | None = None
+        self._last_states: torch.Tensor | None = None
         self._state = self._read_state()
         self._refresh_distribution()
 
@@ -156,11 +168,30 @@ class AugNetPolicy(Policy):
         self._features = args[0].detach()
 
     # ----------------------------------------------------------------------------------------- acting
-    def _refresh_distribution(self) -> None:
+    def _distributions(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """State rows (N, F) -> op probabilities (N, K) and magnitude-bin probabilities (N, K, M)."""
         with torch.no_grad():
-            op_logits, mag_logits = self.net(self._state.unsqueeze(0))
-        self._op_probs = self._with_floor(op_logits[0].softmax(-1))  # (K,)
-        self._mag_probs = self._with_floor(mag_logits[0].softmax(-1))  # (K, M)
+            op_logits, mag_logits = self.net(rows)
+        return self._with_floor(op_logits.softmax(-1)), self._with_floor(mag_logits.softmax(-1))
+
+    def _state_rows(self, sample_ids: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+        """(B, F): the round's state, and in per-sample mode each sample's hardness (0 when unknown)."""
+        if not self.config.per_sample:
+            return self._state.unsqueeze(0)
+        hardness = torch.zeros(batch_size)
+        if sample_ids is not None:
+            ids = sample_ids.cpu().long()
+            seen = ids < self._loss_memory.shape[0]
+            last = torch.full((batch_size,), math.nan)
+            last[seen] = self._loss_memory[ids[seen]]
+            mean = self.tracker.train_loss_fast
+            hardness = torch.where(last.isnan(), 0.0, (torch.log(last + 1e-3) - math.log(mean + 1e-3)).clamp(-4, 4))
+        rows = torch.cat([self._state.expand(batch_size, -1), hardness[:, None]], dim=1)
+        return rows * self._feature_mask
+
+    def _refresh_distribution(self) -> None:
+        op_probs, mag_probs = self._distributions(self._state_rows(None, 1))
+        self._op_probs, self._mag_probs = op_probs[0], mag_probs[0]  # (K,), (K, M)
 
     def _with_floor(self, probs: torch.Tensor) -> torch.Tensor:
         eps = self.config.uniform_floor
@@ -173,11 +204,25 @@ class AugNetPolicy(Policy):
     def op_probabilities(self) -> dict[str, float]:
         return dict(zip(self.space.names, self._op_probs.tolist()))
 
+    def sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
+        self._next_ids = sample_ids
+        return super().sample(batch_size, sample_ids)
+
     def _sample(self, batch_size: int) -> AugPlan:
         start = time.perf_counter()
         g, m = self.generator, self.config.num_bins
-        op_idx = torch.multinomial(self._op_probs, batch_size, replacement=True, generator=g)  # (B,)
-        bins = torch.multinomial(self._mag_probs[op_idx], 1, generator=g).squeeze(1)  # (B,)
+        if self.config.per_sample:  # a distribution per sample, from its own state row
+            rows = self._state_rows(self._next_ids, batch_size)
+            op_probs, mag_probs = self._distributions(rows)  # (B, K), (B, K, M)
+            op_idx = torch.multinomial(op_probs, 1, generator=g).squeeze(1)  # (B,)
+            bins = torch.multinomial(mag_probs[torch.arange(batch_size), op_idx], 1, generator=g).squeeze(1)
+            # what this batch was drawn from on average: the trace, the entropy feature, data-parallel copies
+            self._op_probs, self._mag_probs = op_probs.mean(0), mag_probs.mean(0)
+            self._last_ids, self._last_states = self._next_ids, rows
+        else:  # one distribution for the round; every sample draws from it
+            op_idx = torch.multinomial(self._op_probs, batch_size, replacement=True, generator=g)  # (B,)
+            bins = torch.multinomial(self._mag_probs[op_idx], 1, generator=g).squeeze(1)  # (B,)
+        self._next_ids = None
         levels = (bins.float() + torch.rand(batch_size, generator=g)) / m  # uniform inside the bin
         signs = random_signs((batch_size,), g)
         self._last_actions = (op_idx, bins)
@@ -208,7 +253,8 @@ class AugNetPolicy(Policy):
         op_idx, bins = self._last_actions
         self._last_actions = None
         features = self._features
-        record = StepRecord(op_idx=op_idx, bins=bins)
+        record = StepRecord(op_idx=op_idx, bins=bins, sample_ids=self._last_ids, states=self._last_states)
+        self._last_ids = self._last_states = None
         with torch.enable_grad():
             logits_d = logits.detach().requires_grad_(True)
             loss = self.loss_fn(logits_d, targets)  # (B,)
@@ -263,6 +309,8 @@ class AugNetPolicy(Policy):
             raise FloatingPointError(f"validation-probe loss is {probe_loss}; the primary model diverged")
         self._probe_loss = probe_loss
         steps, self._pending = self._pending, []
+        if self.config.per_sample:
+            self._remember_losses(steps)
         data = RoundData(steps, before, probe_loss, probe_grad, probe_features)
         raw = self.reward(data)
         advantages = self._advantages(raw, steps)
@@ -272,12 +320,26 @@ class AugNetPolicy(Policy):
         entropy = float(-(self._op_probs * self._op_probs.log()).sum() / math.log(len(self.space)))
         self.tracker.close_round(probe_loss, probe_acc, entropy)
         self._state = self._read_state()
-        self._refresh_distribution()
+        if not self.config.per_sample:  # per-sample mode draws from the net at every batch; the trace then
+            self._refresh_distribution()  # shows what the round's last batch was drawn from, on average
         mean_reward = float(torch.cat([r.float().cpu() for r in raw]).mean()) if isinstance(raw, list) else float(raw)
         self._log(mean_reward, probe_loss, probe_acc, entropy)
 
     def _read_state(self) -> torch.Tensor:
-        return self.tracker.state() * self._feature_mask  # dropped features read 0 (ablations)
+        return self.tracker.state() * self._feature_mask[:len(STATE_FEATURES)]  # dropped features read 0
+
+    def _remember_losses(self, steps: list[StepRecord]) -> None:
+        """Each sample's training loss, kept for its next draw (one device read per round)."""
+        known = [s for s in steps if s.sample_ids is not None]
+        if not known:
+            return
+        ids = torch.cat([s.sample_ids.cpu().long() for s in known])
+        losses = torch.cat([s.loss.detach().float() for s in known]).cpu()
+        if int(ids.max()) >= self._loss_memory.shape[0]:
+            grown = torch.full((int(ids.max()) + 1,), math.nan)
+            grown[: self._loss_memory.shape[0]] = self._loss_memory
+            self._loss_memory = grown
+        self._loss_memory[ids] = losses
 
     def _advantages(self, raw: list[torch.Tensor] | torch.Tensor, steps: list[StepRecord]) -> torch.Tensor:
         """Advantages for every transition of the round, flattened in step order: per-step standardisation
@@ -304,8 +366,9 @@ class AugNetPolicy(Policy):
 
     def _store(self, steps: list[StepRecord], advantages: torch.Tensor) -> None:
         n = sum(s.op_idx.shape[0] for s in steps)
+        per_sample = self.config.per_sample and all(s.states is not None for s in steps)
         new = {
-            "state": self._state.expand(n, -1),
+            "state": torch.cat([s.states for s in steps]) if per_sample else self._state.expand(n, -1),
             "op": torch.cat([s.op_idx.cpu() for s in steps]),
             "bin": torch.cat([s.bins.cpu() for s in steps]),
             "advantage": advantages,
@@ -348,7 +411,7 @@ class AugNetPolicy(Policy):
             net=self.net.state_dict(), optimizer=self.optimizer.state_dict(),
             tracker=self.tracker.state_dict(), buffer=dict(self._buffer), baseline=self._baseline,
             probe_loss=self._probe_loss, rounds_done=self._rounds_done, probe_result=self._probe_result,
-            state=self._state, trace=list(self.trace),
+            state=self._state, trace=list(self.trace), loss_memory=self._loss_memory,
             runtime_s=self.runtime_s,
             pending=[{k: v for k, v in vars(s).items()} for s in self._pending],
         )
@@ -369,13 +432,14 @@ class AugNetPolicy(Policy):
             result = tuple(v.to(device) if isinstance(v, torch.Tensor) else v for v in result)
         self._probe_result = result
         self.trace, self.runtime_s = list(state["trace"]), state["runtime_s"]
+        self._loss_memory = state.get("loss_memory", torch.full((0,), math.nan))  # absent before per_sample
         self._pending = [StepRecord(**s) for s in state["pending"]]
         self._refresh_distribution()
 
     def extra_repr(self) -> str:
         c = self.config
         return (f"ops={len(self.space)}, reward={self.reward.name!r}, lr={c.lr}, update_every={c.update_every}, "
-                f"bins={c.num_bins}, learn={c.learn}")
+                f"bins={c.num_bins}, learn={c.learn}" + (", per_sample=True" if c.per_sample else ""))
 
 
 def _rows(grad_logits: torch.Tensor, features: torch.Tensor | None

@@ -44,7 +44,10 @@ class Policy:
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.base = base  # e.g. crop+flip applied before the policy's own ops, as the papers do
 
-    def sample(self, batch_size: int) -> AugPlan:
+    def sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
+        """A plan for the next batch. ``sample_ids`` (B,): the samples' positions in the training split, for
+        policies that decide per sample from what they saw of each sample (AugNet's ``per_sample``); the
+        others ignore it."""
         own = self._sample(batch_size)
         if self.base is None:
             return own

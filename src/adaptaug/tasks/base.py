@@ -34,17 +34,20 @@ class Task(ABC):
     def size(self, split: str) -> int: ...
 
     def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None,
-                ctx: DistContext | None = None) -> Iterator[Batch]:
+                ctx: DistContext | None = None, with_index: bool = False) -> Iterator[Batch]:
         """Batches on ``self.device``; shuffled when a generator is given, in order otherwise. With a
-        data-parallel ``ctx``, this rank's shard of the permutation (see :func:`adaptaug.distributed.shard`)."""
+        data-parallel ``ctx``, this rank's shard of the permutation (see :func:`adaptaug.distributed.shard`).
+        ``with_index``: (inputs, targets, index) with the samples' positions in the split, on the host (for
+        policies that decide per sample)."""
         n = self.size(split)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         if ctx is not None:
             order = shard(order, ctx)
             n = order.shape[0]
-        order = to_device(order, self.device)  # once per epoch: each batch's index is then a slice on the device
+        on_device = to_device(order, self.device)  # once per epoch: each batch's index is a slice on the device
         for start in range(0, n, batch_size):
-            yield self.gather(split, order[start:start + batch_size])
+            batch = self.gather(split, on_device[start:start + batch_size])
+            yield (*batch, order[start:start + batch_size]) if with_index else batch
 
     @abstractmethod
     def augment(self, inputs: Inputs, plan: AugPlan) -> Inputs: ...
