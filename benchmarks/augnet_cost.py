@@ -1,8 +1,9 @@
-"""AugNet's own cost: epoch time of augnet (per probe interval, and frozen) against trivialaugment and none.
+"""AugNet's own cost: epoch time of AugNet variants against trivialaugment and none.
 
     python benchmarks/augnet_cost.py --data ../shared/datasets/cifar10 [--limit 10000] [--threads 2]
-        [--probe-every 1,4,8] [--device cpu|cuda]
+        [--variants 'augnet,augnet[probe_every=4],augnet[frozen]'] [--device cpu|cuda]
 
+Variants are labels as ``adaptaug compare`` takes them (``augnet[FIELD=N]``, chained brackets).
 One epoch per variant on one CIFAR-10 subset, early stopping off, no robustness evaluation; prints seconds per
 epoch (training only), the ratio to trivialaugment (the quality issue's bound is 1.05x) and AugNet's share as
 ``train`` measures it. Every figure comes from this one run.
@@ -15,6 +16,7 @@ from datetime import date
 
 import torch
 
+from adaptaug.compare import augnet_variant, parse_policies
 from adaptaug.config import TrainConfig
 from adaptaug.policies.augnet import AugNetConfig
 from adaptaug.tasks import build_task
@@ -25,7 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="CIFAR-10 image-folder tree")
     parser.add_argument("--limit", type=int, default=10000, help="stratified subset of N training images")
-    parser.add_argument("--probe-every", default="1,4,8", help="AugNet probe intervals to time, in rounds")
+    parser.add_argument("--variants", default="augnet,augnet[probe_every=4],augnet[probe_every=8],augnet[frozen]",
+                        help="AugNet variants to time, comma-separated compare labels")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
@@ -33,9 +36,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     task = build_task("cifar10", args.data, seed=0, limit=args.limit)
     variants = [("none", "none", AugNetConfig()), ("trivialaugment", "trivialaugment", AugNetConfig())]
-    variants += [(f"augnet, probe_every {k}", "augnet", AugNetConfig(probe_every=int(k)))
-                 for k in args.probe_every.split(",")]
-    variants.append(("augnet, frozen", "augnet", AugNetConfig(learn=False)))
+    for label in parse_policies(args.variants):
+        if not label.startswith("augnet"):
+            parser.error(f"--variants takes AugNet labels, got {label!r}")
+        variants.append((label, "augnet", AugNetConfig(**(augnet_variant(label) or {}))))
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device "
           f"{args.device}; torch {torch.__version__}; {task.size('train')} training images, 1 epoch; "
           f"date {date.today()}\n")
