@@ -67,6 +67,28 @@ def test_rerun_reuses_finished_runs(grid, monkeypatch):
     assert "| augnet | 2 |" in (grid / "report.md").read_text()
 
 
+def test_runs_made_before_an_augnet_field_existed_are_reused(grid, tmp_path):
+    import shutil
+
+    from adaptaug.compare import is_finished, run_specs
+    out = tmp_path / "old"
+    shutil.copytree(grid / "runs", out / "runs")
+    config_path = out / "runs" / "augnet-s0" / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["augnet"]["per_sample"]  # as a run written before per_sample was added
+    config_path.write_text(json.dumps(saved))
+    spec = next(s for s in run_specs(GridConfig(task="digits", out=str(out), policies=("augnet",), seeds=1,
+                                                epochs=2, limit=400)))
+    assert is_finished(spec)  # the missing field had its default's behaviour
+    (wants_other,) = run_specs(GridConfig(task="digits", out=str(out), policies=("augnet[per_sample]",), seeds=1,
+                                          epochs=2, limit=400))
+    (wants_other.run_dir).mkdir(parents=True)
+    shutil.copy(out / "runs" / "augnet-s0" / "metrics.json", wants_other.run_dir)
+    shutil.copy(config_path, wants_other.run_dir)
+    with pytest.raises(ConfigError, match="per_sample"):
+        is_finished(wants_other)
+
+
 def test_rerun_with_other_settings_is_refused(grid, capsys):
     argv = list(GRID)
     argv[argv.index("--epochs") + 1] = "3"

@@ -179,9 +179,16 @@ def run_specs(grid: GridConfig) -> list[RunSpec]:
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from adaptaug.policies.augnet import AugNetConfig
+
     ident = {k: config.get(k) for k in _IDENTITY_FIELDS}
-    if isinstance(ident["augnet"], dict):  # JSON has lists where the dataclass has tuples
-        ident["augnet"] = {k: list(v) if isinstance(v, tuple) else v for k, v in ident["augnet"].items()}
+    if isinstance(ident["augnet"], dict):
+        # AugNet fields added after a run was made take their defaults, which keep the behaviour it ran with;
+        # JSON has lists where the dataclass has tuples
+        augnet = {**asdict(AugNetConfig()), **ident["augnet"]}
+        ident["augnet"] = {k: list(v) if isinstance(v, tuple) else v for k, v in augnet.items()}
     return ident
 
 
