@@ -73,3 +73,24 @@ def test_bad_settings_and_plans_are_clear_errors():
         apply_plan(torch.rand(4, 3, 8, 8), plan)
     with pytest.raises(ConfigError, match="must both be"):
         AugPlan(("Identity",), torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, 2), seed=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("wide", [False, True])
+def test_make_plan_magnitudes_equal_each_ops_own_mapping(wide, dtype):
+    # make_plan gathers from a per-op table; each magnitude must be exactly what OpSpec.magnitude gives
+    from adaptaug.augment import NO_OP
+    from adaptaug.ops import list_ops
+    from adaptaug.ops.space import OpSpace
+    from adaptaug.policies import make_plan
+
+    space = OpSpace.of(list_ops("image"))
+    g = torch.Generator().manual_seed(3)
+    op_idx = torch.randint(-1, len(space), (500, 2), generator=g)  # -1: NO_OP
+    levels = torch.rand(500, 2, generator=g, dtype=dtype)
+    signs = torch.randint(0, 2, (500, 2), generator=g).to(dtype) * 2 - 1
+    plan = make_plan(space, op_idx, levels, signs, seed=0, wide=wide)
+    expected = torch.zeros(500, 2, dtype=dtype)
+    for k, spec in enumerate(space.specs):
+        expected = torch.where(op_idx == k, spec.magnitude(levels, signs, wide=wide), expected)
+    assert (op_idx == NO_OP).any() and torch.equal(plan.magnitudes, expected.float())

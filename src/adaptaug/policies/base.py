@@ -19,10 +19,12 @@ NUM_MAGNITUDE_BINS = 31
 def make_plan(space: OpSpace, op_idx: torch.Tensor, levels: torch.Tensor, signs: torch.Tensor,
               seed: int, wide: bool = False) -> AugPlan:
     """Build a plan from per-sample op indices (B, S) into ``space``, levels in [0, 1] and signs (+-1)."""
-    mags = torch.zeros_like(levels)
-    for k, spec in enumerate(space.specs):  # a loop over ops, never over samples
-        chosen = op_idx == k
-        mags = torch.where(chosen, spec.magnitude(levels, signs, wide=wide), mags)
+    low, span, signed = space.magnitude_table(wide)
+    k = op_idx.long().clamp(min=0)  # NO_OP slots are zeroed below
+    # the arithmetic of OpSpec.magnitude, in the levels' dtype, for every sample at once
+    mags = low.to(levels.dtype)[k] + levels * span.to(levels.dtype)[k]
+    mags = torch.where(signed[k], mags * signs, mags)
+    mags = torch.where(op_idx >= 0, mags, torch.zeros((), dtype=mags.dtype))
     return AugPlan(ops=space.names, op_ids=op_idx.long(), magnitudes=mags.float(), seed=seed)
 
 
