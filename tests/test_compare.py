@@ -87,6 +87,14 @@ def test_runs_made_before_an_augnet_field_existed_are_reused(grid, tmp_path):
     shutil.copy(config_path, wants_other.run_dir)
     with pytest.raises(ConfigError, match="per_sample"):
         is_finished(wants_other)
+    # another policy's run does not depend on AugNet's settings: reused whatever they were
+    none_config = out / "runs" / "none-s0" / "config.json"
+    saved = json.loads(none_config.read_text())
+    saved["augnet"]["reward"] = "alignment"
+    none_config.write_text(json.dumps(saved))
+    (none_spec,) = run_specs(GridConfig(task="digits", out=str(out), policies=("none",), seeds=1, epochs=2,
+                                        limit=400))
+    assert is_finished(none_spec)
 
 
 def test_rerun_with_other_settings_is_refused(grid, capsys):

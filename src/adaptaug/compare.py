@@ -184,7 +184,9 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
     from adaptaug.policies.augnet import AugNetConfig
 
     ident = {k: config.get(k) for k in _IDENTITY_FIELDS}
-    if isinstance(ident["augnet"], dict):
+    if ident["policy"] != "augnet":
+        ident["augnet"] = None  # AugNet's settings change nothing in another policy's run
+    elif isinstance(ident["augnet"], dict):
         # AugNet fields added after a run was made take their defaults, which keep the behaviour it ran with;
         # JSON has lists where the dataclass has tuples
         augnet = {**asdict(AugNetConfig()), **ident["augnet"]}
