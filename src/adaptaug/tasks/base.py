@@ -34,7 +34,8 @@ class Task(ABC):
     def size(self, split: str) -> int: ...
 
     def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None,
-                ctx: DistContext | None = None, with_index: bool = False) -> Iterator[Batch]:
+                ctx: DistContext | None = None, with_index: bool = False
+                ) -> Iterator[Batch | tuple[Inputs, torch.Tensor, torch.Tensor]]:
         """Batches on ``self.device``; shuffled when a generator is given, in order otherwise. With a
         data-parallel ``ctx``, this rank's shard of the permutation (see :func:`adaptaug.distributed.shard`).
         ``with_index``: (inputs, targets, index) with the samples' positions in the split, on the host (for
