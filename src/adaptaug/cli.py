@@ -38,6 +38,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from adaptaug.compare import VARIANT_SYNTAX
     from adaptaug.policies import POLICIES
     from adaptaug.policies.augnet import AugNetConfig
     from adaptaug.rewards import REWARDS
@@ -88,9 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--task", default="digits", choices=list(TASKS))
     co.add_argument("--data", default=None, help="local data path, as for train")
     co.add_argument("--policies", type=_policy_list, default=list(POLICIES),
-                    help=f"comma-separated (default: {','.join(POLICIES)}); AugNet ablations: "
-                         "augnet[frozen], augnet[reward=NAME], augnet[without=FEATURE], "
-                         "augnet[probe_every=N|entropy_coef=X|uniform_floor=X]")
+                    help=f"comma-separated (default: {','.join(POLICIES)}); AugNet variants: {VARIANT_SYNTAX}")
     co.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 per policy (default 3)")
     co.add_argument("--epochs", type=_positive_int, default=None, help="upper bound per run (default 50)")
     co.add_argument("--jobs", type=_positive_int, default=1, help="runs at once, in processes (default 1)")

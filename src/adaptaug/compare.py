@@ -15,14 +15,14 @@ import re
 import shlex
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
 from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError
-from adaptaug.policies import POLICIES
+from adaptaug.policies import POLICIES, AugNetConfig
 from adaptaug.report import FIXED_POLICIES  # re-exported: the baselines AugNet is measured against
 
 METRICS = "metrics.json"
@@ -104,6 +104,9 @@ _NUMERIC_FIELDS: dict[str, type] = {"probe_every": int, "probe_size": int, "mini
                                     "entropy_coef": float, "uniform_floor": float}
 _SETTING = r"\[(?:frozen|per_sample|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % "|".join(_NUMERIC_FIELDS)
 _VARIANT = re.compile(r"augnet(?:%s)+" % _SETTING)
+VARIANT_SYNTAX = ("augnet[frozen], augnet[per_sample], augnet[reward=NAME], augnet[without=FEATURE], "
+                  f"augnet[FIELD=NUMBER] for FIELD in {', '.join(_NUMERIC_FIELDS)}, chained as "
+                  "augnet[probe_every=4][probe_size=64]")
 
 
 def augnet_variant(label: str) -> dict[str, Any] | None:
@@ -131,8 +134,6 @@ def augnet_variant(label: str) -> dict[str, Any] | None:
             overrides["reward"] = value
         else:  # without=FEATURE
             overrides["drop_features"] = overrides.get("drop_features", ()) + (value,)
-    from adaptaug.policies.augnet import AugNetConfig
-
     AugNetConfig(**overrides)  # unknown state feature, out-of-range number, bad combination -> ConfigError
     return overrides
 
@@ -146,10 +147,7 @@ def check_policy(name: str) -> None:
     """A ConfigError unless ``name`` is a policy or an ``augnet[...]`` ablation."""
     if name not in POLICIES and augnet_variant(name) is None:
         raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}, "
-                          "and AugNet variants augnet[frozen], augnet[per_sample], augnet[reward=NAME], "
-                          "augnet[without=FEATURE], "
-                          f"augnet[FIELD=NUMBER] for FIELD in {', '.join(_NUMERIC_FIELDS)}, chained as "
-                          "augnet[probe_every=4][probe_size=64]")
+                          f"and AugNet variants {VARIANT_SYNTAX}")
 
 
 def parse_policies(text: str) -> list[str]:
@@ -161,8 +159,6 @@ def parse_policies(text: str) -> list[str]:
 
 
 def run_specs(grid: GridConfig) -> list[RunSpec]:
-    from adaptaug.policies.augnet import AugNetConfig
-
     specs = []
     for policy in grid.policies:
         overrides = augnet_variant(policy)
@@ -179,10 +175,6 @@ def run_specs(grid: GridConfig) -> list[RunSpec]:
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from adaptaug.policies.augnet import AugNetConfig
-
     ident = {k: config.get(k) for k in _IDENTITY_FIELDS}
     if ident["policy"] != "augnet":
         ident["augnet"] = None  # AugNet's settings change nothing in another policy's run

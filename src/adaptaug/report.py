@@ -219,6 +219,11 @@ def render_report(rows: Sequence[dict[str, Any]], *, command: str, task: str, po
     return "\n".join(lines)
 
 
+def _pgd_keys(adv: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The PGD attacks among ``adv`` (image or embedding), in order of eps."""
+    return [t for t in adv if t[1] in ("pgd", "embpgd")]
+
+
 def _difference_cell(rows: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]], key: str) -> str:
     """Mean difference in percentage points with its 95% Welch interval, e.g. ``+1.20 [+0.10, +2.30]``."""
     a, b = _floats(rows, key), _floats(reference, key)
@@ -237,7 +242,7 @@ def _difference_section(by_policy: dict[str, list[dict[str, Any]]], policies: Se
         return lines + ["No fixed policy (none, standard, randaugment, trivialaugment) finished in this grid.", ""]
     best = max(fixed, key=lambda p: mean_std(_floats(by_policy[p], "eval_accuracy"))[0])
     keys = [("eval_accuracy", "test acc")]
-    strongest = [t for t in adv if t[1] in ("pgd", "embpgd")][-1:]  # the largest-eps PGD: the hardest attack
+    strongest = _pgd_keys(adv)[-1:]  # the largest-eps PGD: the hardest attack
     keys += [(k, _attack_label(a, e)) for k, a, e in strongest]
     keys += [("eval_robust_corruption_accuracy", "corruptions")] if any(
         "eval_robust_corruption_accuracy" in r for rs in by_policy.values() for r in rs) else []
@@ -263,7 +268,7 @@ def _augnet_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequen
     baselines = [b for b in ("trivialaugment", "randaugment") if by_policy.get(b)]
     if not learned or not baselines:
         return []
-    pgd = [t for t in adv if t[1] in ("pgd", "embpgd")][:1]  # the smallest-eps PGD
+    pgd = _pgd_keys(adv)[:1]  # the smallest-eps PGD
     keys = [("eval_accuracy", "test acc")] + [(k, _attack_label(a, e)) for k, a, e in pgd]
     lines = ["## AugNet against TrivialAugment and RandAugment", "",
              "The quality issue's targets: AugNet's mean test accuracy above each baseline's with the 95% Welch "

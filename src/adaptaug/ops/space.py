@@ -146,10 +146,11 @@ class OpSpace:
 
 @functools.lru_cache(maxsize=64)
 def _magnitude_table(names: tuple[str, ...], wide: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    ranges = [s.wide_range if (wide and s.wide_range is not None) else s.range for s in map(get_op, names)]
+    specs = [get_op(n) for n in names]
+    ranges = [s.wide_range if (wide and s.wide_range is not None) else s.range for s in specs]
     low = torch.tensor([lo for lo, _ in ranges], dtype=torch.float64)
     span = torch.tensor([hi - lo for lo, hi in ranges], dtype=torch.float64)  # high - low in double, as magnitude()
-    signed = torch.tensor([get_op(n).signed for n in names])
+    signed = torch.tensor([s.signed for s in specs])
     return low, span, signed
 
 

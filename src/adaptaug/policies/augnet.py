@@ -366,9 +366,8 @@ class AugNetPolicy(Policy):
 
     def _store(self, steps: list[StepRecord], advantages: torch.Tensor) -> None:
         n = sum(s.op_idx.shape[0] for s in steps)
-        per_sample = self.config.per_sample and all(s.states is not None for s in steps)
         new = {
-            "state": torch.cat([s.states for s in steps]) if per_sample else self._state.expand(n, -1),
+            "state": torch.cat([s.states for s in steps]) if self.config.per_sample else self._state.expand(n, -1),
             "op": torch.cat([s.op_idx.cpu() for s in steps]),
             "bin": torch.cat([s.bins.cpu() for s in steps]),
             "advantage": advantages,
