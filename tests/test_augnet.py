@@ -34,14 +34,14 @@ def _digits_batches():
 
 
 def _run_policy(reward, rounds: int = 60, learn: bool = True, seed: int = 0, probe_every: int = 1,
-                on_policy=None, total_rounds: int | None = None):
+                on_policy=None, total_rounds: int | None = None, probe_chunk: int | None = None):
     torch.manual_seed(seed)
     images, labels = _digits_batches()
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU())
     head = nn.Linear(32, 10)
     net = nn.Sequential(model, head)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    config = AugNetConfig(update_every=4, learn=learn, probe_every=probe_every)
+    config = AugNetConfig(update_every=4, learn=learn, probe_every=probe_every, probe_chunk=probe_chunk)
     policy = AugNetPolicy(SPACE, 10, total_steps=(total_rounds or rounds) * 4, config=config,
                           generator=torch.Generator().manual_seed(seed))
     policy.reward = reward
@@ -82,9 +82,9 @@ def _count_probes(policy) -> None:
     policy.probes = 0
     run_probe = policy._run_probe
 
-    def counted():
+    def counted(*args):
         policy.probes += 1
-        return run_probe()
+        return run_probe(*args)
 
     policy._run_probe = counted
 
@@ -120,9 +120,54 @@ def test_probe_every_state_dict_carries_the_cached_probe():
         assert torch.equal(ours, theirs) if isinstance(ours, torch.Tensor) else ours == theirs
 
 
+def test_chunked_probe_of_an_unchanged_model_equals_the_whole_probe():
+    # chunks of 64 over a 200-sample probe (the last chunk short): once every chunk has run, the result is the
+    # whole probe's, rows in the same order; before that, the chunks seen so far
+    trained = _run_policy(PaysFor(2), rounds=1)
+    whole = AugNetPolicy(SPACE, 10, total_steps=4)  # both with the default (gradient) reward
+    chunked = AugNetPolicy(SPACE, 10, total_steps=4, config=AugNetConfig(probe_chunk=64))
+    for policy in (whole, chunked):
+        policy.attach(trained._model, trained.loss_fn, *trained._probe, head=trained._model[1])
+    loss, acc, grad, features = whole._probe_step()
+    sizes = []
+    for _ in range(4):
+        part = chunked._probe_step()
+        sizes.append(part[2].shape[0])
+    assert sizes == [64, 128, 192, 200]
+    assert part[0] == pytest.approx(loss, rel=1e-6) and part[1] == pytest.approx(acc, rel=1e-6)
+    torch.testing.assert_close(part[2], grad)
+    torch.testing.assert_close(part[3], features)
+    assert chunked._next_chunk == 4 and chunked._probe_step()[2].shape[0] == 200  # the turn wraps round
+
+
+def test_chunked_probe_forwards_one_chunk_per_probe_and_resumes_its_turn():
+    sizes = []
+
+    def record_sizes(policy):
+        run_probe = policy._run_probe
+        policy._run_probe = lambda inputs, targets: (sizes.append(len(targets)), run_probe(inputs, targets))[1]
+
+    policy = _run_policy(PaysFor(SPACE.index("Brightness")), rounds=20, probe_chunk=64, on_policy=record_sizes)
+    assert sizes == [64, 64, 64, 8] * 5  # a 200-sample probe, one chunk per round
+    assert policy.op_probabilities["Brightness"] > 1 / len(SPACE)  # it still learns
+    whole = _run_policy(PaysFor(2), rounds=9, probe_chunk=64)
+    part = _run_policy(PaysFor(2), rounds=5, probe_chunk=64, total_rounds=9)
+    fresh = AugNetPolicy(SPACE, 10, total_steps=9 * 4, config=AugNetConfig(update_every=4, probe_chunk=64))
+    fresh.attach(part._model, part.loss_fn, *part._probe, head=part._model[1])
+    fresh.load_state_dict(part.state_dict())
+    assert fresh._next_chunk == part._next_chunk == 1 and set(fresh._chunk_results) == {0, 1, 2, 3}
+    for i, result in part._chunk_results.items():
+        torch.testing.assert_close(fresh._chunk_results[i], result)
+    assert whole.trace[:5] == part.trace
+
+
 def test_val_drop_needs_a_probe_every_round():
     with pytest.raises(ConfigError, match="probe_every 1"):
         AugNetConfig(reward="val-drop", probe_every=4)
+    with pytest.raises(ConfigError, match="probe_chunk >= probe_size"):
+        AugNetConfig(reward="val-drop", probe_chunk=64)
+    with pytest.raises(ConfigError, match="probe_chunk must be >= 1"):
+        AugNetConfig(probe_chunk=0)
 
 
 def test_same_seed_same_decisions():

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(default {AUGNET_DEFAULTS.probe_every}; see docs/augnet.md)")
     tr.add_argument("--augnet-probe-size", type=int, default=None, metavar="N",
                     help=f"validation samples in AugNet's probe (default {AUGNET_DEFAULTS.probe_size})")
+    tr.add_argument("--augnet-probe-chunk", type=int, default=None, metavar="N",
+                    help="probe samples per probe forward; the probe's chunks take turns "
+                         f"(default {AUGNET_DEFAULTS.probe_chunk or 'the whole probe'}; see docs/augnet.md)")
     tr.add_argument("--augnet-per-sample", action="store_true",
                     help="AugNet decides per sample from each sample's last loss (docs/augnet.md)")
     tr.add_argument("--augnet-without", action="append", default=[], metavar="FEATURE",
@@ -147,7 +150,7 @@ def _train(args: argparse.Namespace) -> int:
 def _augnet_options(args: argparse.Namespace) -> dict:
     """AugNetConfig fields the command line set; the rest keep AugNetConfig's defaults."""
     given = {"lr": args.augnet_lr, "reward": args.reward, "probe_every": args.augnet_probe_every,
-             "probe_size": args.augnet_probe_size}
+             "probe_size": args.augnet_probe_size, "probe_chunk": args.augnet_probe_chunk}
     options = {k: v for k, v in given.items() if v is not None}
     return options | {"learn": not args.frozen_augnet, "per_sample": args.augnet_per_sample,
                       "drop_features": tuple(args.augnet_without)}

@@ -47,6 +47,10 @@ class AugNetConfig:
     # slowly). The probe is most of AugNet's cost: at 1, 256 probe images per 4 steps of 64 cost about a
     # third of the training step on a CNN
     probe_every: int = 1
+    # probe samples per probe forward (None: the whole probe). Smaller: each probe forward takes the probe's
+    # next chunk in turn, and the probe result (loss, accuracy, gradient) is over the latest pass of every
+    # chunk, so the reward still averages probe_size samples at a fraction of the forward cost
+    probe_chunk: int | None = None
     # cosine | alignment | val-drop | adversarial | mixed (adaptaug.rewards); cosine beat alignment on CIFAR-10
     # validation accuracy (docs/augnet.md)
     reward: str = "cosine"
@@ -74,6 +78,11 @@ class AugNetConfig:
         if self.reward == "val-drop" and self.probe_every != 1:
             raise ConfigError("the val-drop reward is the probe loss's change across each round: it needs "
                               f"probe_every 1, got {self.probe_every}")
+        if self.probe_chunk is not None and self.probe_chunk < 1:
+            raise ConfigError(f"AugNet probe_chunk must be >= 1, got {self.probe_chunk}")
+        if self.reward == "val-drop" and self.probe_chunk is not None and self.probe_chunk < self.probe_size:
+            raise ConfigError("the val-drop reward compares the whole probe's loss across each round: it needs "
+                              f"probe_chunk >= probe_size, got {self.probe_chunk} < {self.probe_size}")
         if not 0 <= self.uniform_floor < 1:
             raise ConfigError(f"AugNet uniform_floor must be in [0, 1), got {self.uniform_floor}")
 
@@ -135,6 +144,8 @@ class AugNetPolicy(Policy):
         self._baseline: tuple[float, float] | None = None  # running mean/var of round-level rewards
         self._probe_loss: float | None = None
         self._probe_result: tuple[float, float, torch.Tensor | None, torch.Tensor | None] | None = None
+        self._chunk_results: dict[int, tuple] = {}  # chunk index -> its latest probe result and size
+        self._next_chunk = 0
         self._rounds_done = 0
         self._feature_mask = torch.tensor([f not in self.config.drop_features for f in self.features]).float()
         # per-sample mode: each training sample's loss when last seen (NaN: not seen yet), grown on demand
@@ -277,11 +288,30 @@ class AugNetPolicy(Policy):
             self._round()
         self.runtime_s += time.perf_counter() - start
 
-    def _run_probe(self) -> tuple[float, float, torch.Tensor | None, torch.Tensor | None]:
+    def _probe_step(self) -> tuple[float, float, torch.Tensor | None, torch.Tensor | None]:
+        """Probe the next chunk; return the result over the latest pass of every chunk seen so far."""
+        inputs, targets = self._probe
+        size = len(targets)
+        chunk = min(self.config.probe_chunk or size, size)
+        index = self._next_chunk % math.ceil(size / chunk)
+        part = slice(index * chunk, (index + 1) * chunk)
+        self._chunk_results[index] = self._run_probe(tuple(x[part] for x in inputs), targets[part])
+        self._next_chunk = index + 1
+        if len(self._chunk_results) == 1:  # the whole probe in one forward: its result as it is
+            return self._chunk_results[index][:4]
+        results = [self._chunk_results[i] for i in sorted(self._chunk_results)]
+        seen = sum(r[4] for r in results)
+        loss = sum(r[0] * r[4] for r in results) / seen
+        acc = sum(r[1] * r[4] for r in results) / seen
+        grad, features = (None, None) if results[0][2] is None else (
+            torch.cat([r[2] for r in results]), torch.cat([r[3] for r in results]))
+        return loss, acc, grad, features
+
+    def _run_probe(self, inputs: tuple, targets: torch.Tensor
+                   ) -> tuple[float, float, torch.Tensor | None, torch.Tensor | None, int]:
         model = self._model
         was_training = model.training
         model.eval()  # no dropout: the probe measures the model, not the noise
-        inputs, targets = self._probe
         try:
             with torch.no_grad():
                 logits = model(*inputs)
@@ -295,11 +325,11 @@ class AugNetPolicy(Policy):
         acc = self.accuracy_fn(logits, targets).float().mean()
         if self.reward.needs_gradients:
             grad, features, _ = _rows(grad, features)
-        return float(loss.detach().mean()), float(acc), grad, features
+        return float(loss.detach().mean()), float(acc), grad, features, len(targets)
 
     def _round(self) -> None:
         if self._probe_result is None or self._rounds_done % self.config.probe_every == 0:
-            self._probe_result = self._run_probe()
+            self._probe_result = self._probe_step()
         self._rounds_done += 1
         probe_loss, probe_acc, probe_grad, probe_features = self._probe_result
         # first round: no "before" yet, the probe just run is the reference (a second probe of the same
@@ -410,6 +440,7 @@ class AugNetPolicy(Policy):
             net=self.net.state_dict(), optimizer=self.optimizer.state_dict(),
             tracker=self.tracker.state_dict(), buffer=dict(self._buffer), baseline=self._baseline,
             probe_loss=self._probe_loss, rounds_done=self._rounds_done, probe_result=self._probe_result,
+            chunk_results=dict(self._chunk_results), next_chunk=self._next_chunk,
             state=self._state, trace=list(self.trace), loss_memory=self._loss_memory,
             runtime_s=self.runtime_s,
             pending=[{k: v for k, v in vars(s).items()} for s in self._pending],
@@ -425,15 +456,21 @@ class AugNetPolicy(Policy):
         self._baseline = tuple(state["baseline"]) if state["baseline"] is not None else None
         self._probe_loss, self._state = state["probe_loss"], state["state"]
         self._rounds_done = int(state.get("rounds_done", 0))
-        result = state.get("probe_result")  # absent in older checkpoints: the next round probes
-        if result is not None and self._model is not None:  # checkpoints load on the CPU
-            device = next(self._model.parameters()).device
-            result = tuple(v.to(device) if isinstance(v, torch.Tensor) else v for v in result)
-        self._probe_result = result
+        # absent in older checkpoints: the next round probes afresh
+        self._probe_result = self._on_model_device(state.get("probe_result"))
+        self._chunk_results = {int(i): self._on_model_device(r) for i, r in state.get("chunk_results", {}).items()}
+        self._next_chunk = int(state.get("next_chunk", 0))
         self.trace, self.runtime_s = list(state["trace"]), state["runtime_s"]
         self._loss_memory = state.get("loss_memory", torch.full((0,), math.nan))  # absent before per_sample
         self._pending = [StepRecord(**s) for s in state["pending"]]
         self._refresh_distribution()
+
+    def _on_model_device(self, result: tuple | None) -> tuple | None:
+        """A stored probe result with its tensors moved to the model's device (checkpoints load on the CPU)."""
+        if result is None or self._model is None:
+            return result
+        device = next(self._model.parameters()).device
+        return tuple(v.to(device) if isinstance(v, torch.Tensor) else v for v in result)
 
     def extra_repr(self) -> str:
         c = self.config
