@@ -341,3 +341,54 @@ def test_apply_plan_runs_a_family_as_one_kernel_call(monkeypatch) -> None:
     for i in range(6):
         own = get_op(ops[int(op_ids[i, 0])]).fn(x[i:i + 1], plan.magnitudes[i], _gen())
         assert torch.equal(out[i:i + 1], own)
+
+
+def _crop_then_flip(x: torch.Tensor, plan: AugPlan) -> torch.Tensor:
+    """The crop+flip plan slot by slot through the ops' own kernels: the reference for the fused kernel."""
+    g = torch.Generator().manual_seed(plan.seed)
+    cropped = get_op("CropPad").fn(x, plan.magnitudes[:, 0], g)
+    flip = (plan.op_ids[:, 1] == plan.ops.index("FlipLR")).view(-1, 1, 1, 1)
+    return torch.where(flip, get_op("FlipLR").fn(cropped, plan.magnitudes[:, 1], g), cropped)
+
+
+@pytest.mark.parametrize("shape", [(64, 3, 32, 32), (16, 1, 8, 8), (8, 3, 9, 13)])
+def test_crop_then_flip_runs_fused_and_equals_the_two_slots(monkeypatch, shape) -> None:
+    from adaptaug.ops import space
+    from adaptaug.policies import StandardAugment
+
+    calls = []
+    fusion = space.FUSIONS[("CropPad", "FlipLR")]
+    counted = space.SlotFusion(fusion.first, fusion.then, lambda *a: calls.append(a[-1]) or fusion.fn(*a))
+    monkeypatch.setitem(space.FUSIONS, ("CropPad", "FlipLR"), counted)
+    x = torch.rand(shape, generator=_gen(4))
+    plan = StandardAugment(pad=max(1, shape[-1] // 8), generator=_gen(2)).sample(shape[0])
+    out = apply_plan(x, plan)
+    assert len(calls) == 1  # one kernel for both slots
+    assert torch.equal(calls[0].cpu(), (plan.op_ids[:, 1] >= 0).long())
+    assert torch.equal(out, _crop_then_flip(x, plan))
+    assert 0 < int(calls[0].sum()) < shape[0]  # some flipped, some not: both paths were checked
+
+
+def test_crop_flip_plans_that_do_not_fit_the_fusion_run_slot_by_slot(monkeypatch) -> None:
+    # a crop slot with a NO_OP in it, or a second slot with another op besides FlipLR, runs unfused
+    from adaptaug.ops import space
+
+    def refuse(*a):
+        raise AssertionError("fused where it should not be")
+
+    monkeypatch.setitem(space.FUSIONS, ("CropPad", "FlipLR"), space.SlotFusion("CropPad", "FlipLR", refuse))
+    x = _images(b=6)
+    ops = ("CropPad", "FlipLR", "Brightness")
+    mags = torch.tensor([[2.0, 0.0]] * 6)
+    partial_crop = AugPlan(ops, torch.tensor([[0, 1], [NO_OP, 1], [0, NO_OP], [0, 1], [0, NO_OP], [0, 1]]), mags, 5)
+    mixed_next = AugPlan(ops, torch.tensor([[0, 1], [0, 2], [0, NO_OP], [0, 1], [0, 2], [0, 1]]),
+                         torch.tensor([[2.0, 0.0], [2.0, 0.3]] * 3), 5)
+    for plan in (partial_crop, mixed_next):
+        g = torch.Generator().manual_seed(plan.seed)
+        expected = x.clone()
+        for slot in range(2):
+            for k, name in enumerate(ops):
+                rows = (plan.op_ids[:, slot] == k).nonzero().squeeze(1)
+                if len(rows):
+                    expected[rows] = get_op(name).fn(expected[rows], plan.magnitudes[rows, slot], g)
+        assert torch.equal(apply_plan(x, plan), expected)

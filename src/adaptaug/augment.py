@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import torch
 
 from adaptaug.errors import ConfigError
-from adaptaug.ops.space import family_of, get_op
+from adaptaug.ops.space import family_of, fusion_of, get_op
 from adaptaug.transfer import to_device
 
 NO_OP = -1  # op id meaning "nothing in this slot for this sample"
@@ -73,14 +73,20 @@ class Group(NamedTuple):
 
 def _plan_groups(plan: AugPlan, modality: str) -> tuple[list[Group], list[torch.Tensor]]:
     """On the host: for each slot, one group per op that some sample chose, or one per op family (``OpFamily``)
-    when two or more of its members were chosen; Identity and NO_OP slots run nothing."""
+    when two or more of its members were chosen; Identity and NO_OP slots run nothing. A slot where every
+    sample chose one op, followed by a slot of only the op it fuses with (``SlotFusion``), is one group."""
     op_ids = plan.op_ids.cpu()
     specs = [get_op(name) for name in plan.ops]
     families = [family_of(name) for name in plan.ops]
     groups: list[Group] = []
     flat: list[torch.Tensor] = []
     filled = 0
-    for slot in range(op_ids.shape[1]):
+    slots = op_ids.shape[1]
+    fused_into_previous = False
+    for slot in range(slots):
+        if fused_into_previous:
+            fused_into_previous = False
+            continue
         chosen = op_ids[:, slot]
         units: dict[object, list[int]] = {}  # a family, or an op without one -> the op ids chosen in this slot
         for k in torch.unique(chosen).tolist():
@@ -90,6 +96,15 @@ def _plan_groups(plan: AugPlan, modality: str) -> tuple[list[Group], list[torch.
                 raise ConfigError(f"op {specs[k].name!r} has modality {specs[k].modality!r}; this plan runs "
                                   f"on {modality} data")
             units.setdefault(families[k] or k, []).append(k)
+        fusion = _slot_fusion(units, len(chosen), chosen, op_ids[:, slot + 1] if slot + 1 < slots else None, specs)
+        if fusion is not None:
+            fn, then_mask = fusion
+            n = len(chosen)
+            groups.append(Group(slot, fn, slice(filled, filled + n), slice(filled + n, filled + 2 * n)))
+            flat += [torch.arange(n), then_mask]
+            filled += 2 * n
+            fused_into_previous = True
+            continue
         for unit, ks in units.items():
             if len(ks) > 1:  # one kernel for the family's samples, told which member each sample is
                 member_of = torch.full((len(specs),), -1, dtype=torch.long)
@@ -105,6 +120,24 @@ def _plan_groups(plan: AugPlan, modality: str) -> tuple[list[Group], list[torch.
                 flat.append(idx)
                 filled += len(idx)
     return groups, flat
+
+
+def _slot_fusion(units: dict[object, list[int]], batch: int, chosen: torch.Tensor, following: torch.Tensor | None,
+                 specs: list) -> tuple[Callable[..., object], torch.Tensor] | None:
+    """(kernel, per-sample mask of the next slot's op) when this slot (one op for every sample) and the next
+    run as one ``SlotFusion``; else None."""
+    if following is None or len(units) != 1:
+        return None
+    (first,) = units.values()
+    if len(first) != 1 or not bool((chosen == first[0]).all()):
+        return None
+    then = [k for k in torch.unique(following).tolist() if k != NO_OP and specs[k].name != "Identity"]
+    if len(then) != 1:
+        return None
+    fusion = fusion_of(specs[first[0]].name, specs[then[0]].name)
+    if fusion is None:
+        return None
+    return fusion.fn, (following == then[0]).long()
 
 
 def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,

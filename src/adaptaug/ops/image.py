@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from adaptaug.errors import DataError
-from adaptaug.ops.space import OpFamily, OpSpec, register_family, register_op
+from adaptaug.ops.space import OpFamily, OpSpec, SlotFusion, register_family, register_fusion, register_op
 
 # The 14 ops of torchvision's RandAugment, in its order.
 RANDAUGMENT_OPS: tuple[str, ...] = (
@@ -184,8 +184,9 @@ def _reflect(index: Tensor, size: int) -> Tensor:
     return torch.where(r > size - 1, period - r, r)
 
 
-def _shift(images: Tensor, dy: Tensor, dx: Tensor, reflect: bool) -> Tensor:
-    """Move content by integer (dy, dx) pixels per sample (B,) each: down/right for positive.
+def _shift(images: Tensor, dy: Tensor, dx: Tensor, reflect: bool, mirror: Tensor | None = None) -> Tensor:
+    """Move content by integer (dy, dx) pixels per sample (B,) each: down/right for positive; then mirror
+    left-right the samples whose ``mirror`` (B,) is nonzero.
 
     One gather through a per-sample map of flat source pixels, so it is exact (no resampling) and loop-free
     (a gather per axis is 3x slower on the CPU). Outside the image is filled with 0, or mirrored when
@@ -193,7 +194,10 @@ def _shift(images: Tensor, dy: Tensor, dx: Tensor, reflect: bool) -> Tensor:
     """
     b, c, h, w = images.shape
     rows = torch.arange(h, device=images.device).unsqueeze(0) - dy.unsqueeze(1)  # (B, H) source row
-    cols = torch.arange(w, device=images.device).unsqueeze(0) - dx.unsqueeze(1)  # (B, W) source column
+    out_cols = torch.arange(w, device=images.device).unsqueeze(0)  # (1, W)
+    if mirror is not None:  # output column j shows the shifted image's column w - 1 - j
+        out_cols = torch.where(mirror.unsqueeze(1) != 0, w - 1 - out_cols, out_cols)
+    cols = out_cols - dx.unsqueeze(1)  # (B, W) source column
     if reflect:
         rows_in, cols_in = _reflect(rows, h), _reflect(cols, w)
     else:
@@ -221,15 +225,16 @@ def translate_y(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tens
 
 
 @_kernel(in_range=True)
-def crop_pad(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
-    """Reflect-pad by p = round(mag) pixels, crop back at a random offset: a shift in [-p, p]^2."""
+def crop_pad(images: Tensor, mag: Tensor, generator: torch.Generator, mirror: Tensor | None = None) -> Tensor:
+    """Reflect-pad by p = round(mag) pixels, crop back at a random offset: a shift in [-p, p]^2. With
+    ``mirror`` (B,): then FlipLR where it is nonzero, in the same gather (the CropPad + FlipLR fusion)."""
     p = mag.round().clamp(min=0)  # (B,)
     # Always two draws per sample, whatever p is, so the generator stream does not depend on magnitudes.
     u = torch.rand((images.shape[0], 2), generator=generator, device=images.device, dtype=torch.float32)
     span = (2 * p + 1).unsqueeze(1).float()  # (B, 1) number of offsets per axis
     offset = torch.minimum(torch.floor(u * span), span - 1)  # (B, 2) uniform in {0, ..., 2p}
     d = (offset - p.unsqueeze(1).float()).long()  # (B, 2) shift in [-p, p]
-    return _shift(images, d[:, 0], d[:, 1], reflect=True)
+    return _shift(images, d[:, 0], d[:, 1], reflect=True, mirror=mirror)
 
 
 @_kernel(in_range=True)
@@ -425,3 +430,4 @@ for _spec in (
 del _spec
 register_family(OpFamily("warp", WARP_FAMILY, warp_family))
 register_family(OpFamily("blend", BLEND_FAMILY, blend_family))
+register_fusion(SlotFusion("CropPad", "FlipLR", crop_pad))  # the crop+flip recipe in one gather

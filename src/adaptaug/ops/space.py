@@ -108,6 +108,40 @@ def family_of(name: str) -> OpFamily | None:
 
 
 @dataclass(frozen=True)
+class SlotFusion:
+    """Two ops in consecutive plan slots that one kernel runs together, an execution shortcut that changes no
+    result: when every sample's op in a slot is ``first`` and the next slot holds only ``then`` (or nothing),
+    ``fn(data..., magnitude (B,), generator, then_mask (B,) long)`` gives each sample ``first`` followed, where
+    ``then_mask`` is 1, by ``then``. ``then`` takes no magnitude and draws nothing from the generator (the
+    crop+flip recipe: one gather with mirrored columns instead of a crop, a gather, a flip and a scatter)."""
+
+    first: str
+    then: str
+    fn: Kernel = field(repr=False)
+
+
+FUSIONS: dict[tuple[str, str], SlotFusion] = {}
+
+
+def register_fusion(fusion: SlotFusion) -> SlotFusion:
+    for name in (fusion.first, fusion.then):
+        if name not in OP_REGISTRY:
+            raise ConfigError(f"fusion {fusion.first}+{fusion.then}: register op {name!r} first")
+    if OP_REGISTRY[fusion.first].modality != OP_REGISTRY[fusion.then].modality:
+        raise ConfigError(f"fusion {fusion.first}+{fusion.then}: the two ops must share a modality")
+    if OP_REGISTRY[fusion.then].has_magnitude:
+        raise ConfigError(f"fusion {fusion.first}+{fusion.then}: the second op must take no magnitude")
+    FUSIONS[(fusion.first, fusion.then)] = fusion
+    return fusion
+
+
+def fusion_of(first: str, then: str) -> SlotFusion | None:
+    """The kernel that runs ``first`` then ``then`` (from the next slot) in one call, or None."""
+    _ensure_builtin_ops()
+    return FUSIONS.get((first, then))
+
+
+@dataclass(frozen=True)
 class OpSpace:
     """An ordered set of ops a policy chooses among (op ids in a plan index into ``names``)."""
 
