@@ -100,8 +100,8 @@ class CompareResult:
 # AugNet variants as grid entries, one setting per bracket, brackets chained: augnet[frozen], augnet[per_sample],
 # augnet[reward=NAME], augnet[without=FEATURE] and numeric AugNetConfig fields, e.g.
 # augnet[probe_every=4][probe_size=64]
-_NUMERIC_FIELDS: dict[str, type] = {"probe_every": int, "probe_size": int, "probe_chunk": int, "minibatch": int,
-                                    "entropy_coef": float, "uniform_floor": float}
+_NUMERIC_FIELDS: dict[str, type] = {"lr": float, "probe_every": int, "probe_size": int, "probe_chunk": int,
+                                    "minibatch": int, "entropy_coef": float, "uniform_floor": float}
 _SETTING = r"\[(?:frozen|per_sample|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % "|".join(_NUMERIC_FIELDS)
 _VARIANT = re.compile(r"augnet(?:%s)+" % _SETTING)
 VARIANT_SYNTAX = ("augnet[frozen], augnet[per_sample], augnet[reward=NAME], augnet[without=FEATURE], "
