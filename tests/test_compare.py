@@ -1,6 +1,7 @@
 """`adaptaug compare` and `adaptaug preview`: the grid, reuse of finished runs, failures, report, plots."""
 import csv
 import json
+from pathlib import Path
 import math
 
 import pytest
@@ -95,6 +96,27 @@ def test_runs_made_before_an_augnet_field_existed_are_reused(grid, tmp_path):
     (none_spec,) = run_specs(GridConfig(task="digits", out=str(out), policies=("none",), seeds=1, epochs=2,
                                         limit=400))
     assert is_finished(none_spec)
+
+
+def test_runs_made_before_metrics_carried_validation_get_it_from_their_history(grid, tmp_path, monkeypatch):
+    # a report mixing old runs (no best_val_accuracy in metrics.json) with new ones showed a mean over the new
+    # runs only, under the count of all of them: old runs now read the kept epoch from history.csv
+    import shutil
+
+    out = tmp_path / "old-metrics"
+    shutil.copytree(grid / "runs", out / "runs")
+    wanted = {}
+    for metrics_path in (out / "runs").glob("*-s0/metrics.json"):
+        metrics = json.loads(metrics_path.read_text())
+        wanted[metrics_path.parent.name] = metrics.pop("best_val_accuracy"), metrics.pop("best_val_loss")
+        metrics_path.write_text(json.dumps(metrics))
+    monkeypatch.setattr(compare_mod, "_run_one", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    compare(GridConfig(task="digits", out=str(out), policies=("none", "augnet"), seeds=2, epochs=2, limit=400))
+    rows = {Path(r["run_dir"]).name: r for r in _rows(out)}
+    assert len(wanted) == 2
+    for run, (accuracy, loss) in wanted.items():
+        assert float(rows[run]["best_val_accuracy"]) == pytest.approx(accuracy)
+        assert float(rows[run]["best_val_loss"]) == pytest.approx(loss)
 
 
 def test_rerun_with_other_settings_is_refused(grid, capsys):

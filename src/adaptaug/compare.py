@@ -9,6 +9,7 @@ alone writes results.csv, report.md and the plots (``adaptaug.report``).
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -240,9 +241,26 @@ def _run_one(config: dict[str, Any], threads: int | None = None) -> dict[str, An
 
 def _read_metrics(spec: RunSpec) -> dict[str, Any]:
     try:
-        return json.loads((spec.run_dir / METRICS).read_text(encoding="utf-8"))
+        metrics = json.loads((spec.run_dir / METRICS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if "best_val_accuracy" not in metrics:  # a run from before metrics.json carried it: its history has it
+        metrics.update(_kept_epoch(spec.run_dir / "history.csv"))
+    return metrics
+
+
+def _kept_epoch(history_csv: Path) -> dict[str, float]:
+    """best_val_loss / best_val_accuracy of the epoch early stopping kept (the first lowest validation loss),
+    or nothing when the history is missing or has no validation columns."""
+    try:
+        with history_csv.open(newline="", encoding="utf-8") as f:
+            epochs = [(float(h["val_loss"]), float(h["val_accuracy"])) for h in csv.DictReader(f)]
+    except (OSError, KeyError, ValueError):
+        return {}
+    if not epochs:
+        return {}
+    loss, accuracy = min(epochs, key=lambda e: e[0])  # min keeps the first of equal losses, as training does
+    return {"best_val_loss": loss, "best_val_accuracy": accuracy}
 
 
 def compare(grid: GridConfig, *, on_event: Callable[[str], None] | None = None,
