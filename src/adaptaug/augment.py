@@ -96,7 +96,7 @@ def _plan_groups(plan: AugPlan, modality: str) -> tuple[list[Group], list[torch.
                 raise ConfigError(f"op {specs[k].name!r} has modality {specs[k].modality!r}; this plan runs "
                                   f"on {modality} data")
             units.setdefault(families[k] or k, []).append(k)
-        fusion = _slot_fusion(units, len(chosen), chosen, op_ids[:, slot + 1] if slot + 1 < slots else None, specs)
+        fusion = _slot_fusion(units, chosen, op_ids[:, slot + 1] if slot + 1 < slots else None, specs)
         if fusion is not None:
             fn, then_mask = fusion
             n = len(chosen)
@@ -122,7 +122,7 @@ def _plan_groups(plan: AugPlan, modality: str) -> tuple[list[Group], list[torch.
     return groups, flat
 
 
-def _slot_fusion(units: dict[object, list[int]], batch: int, chosen: torch.Tensor, following: torch.Tensor | None,
+def _slot_fusion(units: dict[object, list[int]], chosen: torch.Tensor, following: torch.Tensor | None,
                  specs: list) -> tuple[Callable[..., object], torch.Tensor] | None:
     """(kernel, per-sample mask of the next slot's op) when this slot (one op for every sample) and the next
     run as one ``SlotFusion``; else None."""

@@ -297,7 +297,7 @@ class AugNetPolicy(Policy):
         part = slice(index * chunk, (index + 1) * chunk)
         self._chunk_results[index] = self._run_probe(tuple(x[part] for x in inputs), targets[part])
         self._next_chunk = index + 1
-        if len(self._chunk_results) == 1:  # the whole probe in one forward: its result as it is
+        if len(self._chunk_results) == 1:  # the whole probe in one forward, or the first chunk: as it is
             return self._chunk_results[index][:4]
         results = [self._chunk_results[i] for i in sorted(self._chunk_results)]
         seen = sum(r[4] for r in results)
