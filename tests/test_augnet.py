@@ -319,3 +319,17 @@ def test_hardness_is_a_per_sample_feature_only():
     with pytest.raises(ConfigError, match="per-sample feature"):
         AugNetConfig(drop_features=("hardness",))
     assert AugNetConfig(per_sample=True, drop_features=("hardness",)).drop_features == ("hardness",)
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_narrow_augnet_draws_randaugments_ranges(wide):
+    # augnet[narrow]: every magnitude inside RandAugment's range; the wide default reaches past it
+    space = OpSpace.of(("Rotate", "ShearX", "Posterize"))
+    policy = AugNetPolicy(space, 10, total_steps=4, config=AugNetConfig(wide=wide),
+                          generator=torch.Generator().manual_seed(0))
+    plan = policy.sample(4096)
+    for k, spec in enumerate(space.specs):
+        mags = plan.magnitudes[plan.op_ids == k].abs()
+        assert mags.numel() > 0
+        assert bool(mags.max() > spec.range[1]) is wide
+        assert mags.max() <= (spec.wide_range if wide else spec.range)[1] + 1e-6

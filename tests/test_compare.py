@@ -195,14 +195,15 @@ def test_augnet_ablations_are_grid_entries(tmp_path):
     grid = GridConfig(task="digits", out=str(tmp_path), seeds=1,
                       policies=("augnet", "augnet[frozen]", "augnet[reward=mixed]", "augnet[without=gap]",
                                 "augnet[probe_every=4]", "augnet[entropy_coef=0.1]", "augnet[lr=0.003]",
-                                "augnet[probe_chunk=32]"))
+                                "augnet[probe_chunk=32]", "augnet[narrow]"))
     specs = {s.policy: s for s in run_specs(grid)}
     assert {s.run_dir.name for s in specs.values()} == {"augnet-s0", "augnet-frozen-s0", "augnet-reward-mixed-s0",
                                                         "augnet-without-gap-s0", "augnet-probe_every-4-s0",
                                                         "augnet-entropy_coef-0-1-s0", "augnet-lr-0-003-s0",
-                                                        "augnet-probe_chunk-32-s0"}
+                                                        "augnet-probe_chunk-32-s0", "augnet-narrow-s0"}
     assert specs["augnet[lr=0.003]"].config.augnet.lr == 0.003
     assert specs["augnet[probe_chunk=32]"].config.augnet.probe_chunk == 32
+    assert specs["augnet"].config.augnet.wide and not specs["augnet[narrow]"].config.augnet.wide
     assert all(s.config.policy == "augnet" for s in specs.values())
     assert specs["augnet"].config.augnet.learn and not specs["augnet[frozen]"].config.augnet.learn
     assert specs["augnet[reward=mixed]"].config.augnet.reward == "mixed"
@@ -212,7 +213,7 @@ def test_augnet_ablations_are_grid_entries(tmp_path):
     for bad in ("augnet[reward=nope]", "augnet[without=nope]", "augnet[fast]", "augnet[probe_every=0]",
                 "augnet[probe_every=1.5]", "augnet[uniform_floor=1.0]", "augnet[probe_every=4][probe_every=8]",
                 "augnet[frozen][frozen]", "augnet[probe_every=4]x", "augnet[]", "augnet[lr=0]",
-                "augnet[probe_chunk=0]"):
+                "augnet[probe_chunk=0]", "augnet[narrow][narrow]"):
         with pytest.raises(ConfigError):
             parse_policies(f"none,{bad}")
 

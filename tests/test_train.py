@@ -79,11 +79,13 @@ def test_cli_augnet_options_reach_the_config(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--epochs", "1", "--out", str(out), "--no-progress", "--no-robustness",
                  "--augnet-probe-size", "32", "--augnet-probe-every", "3", "--reward", "alignment",
-                 "--augnet-probe-chunk", "8", "--augnet-without", "gap", "--augnet-per-sample"]) == 0
+                 "--augnet-probe-chunk", "8", "--augnet-without", "gap", "--augnet-per-sample",
+                 "--augnet-narrow"]) == 0
     augnet = json.loads((out / "config.json").read_text())["augnet"]
     assert (augnet["probe_size"], augnet["probe_every"], augnet["reward"]) == (32, 3, "alignment")
     assert augnet["probe_chunk"] == 8
     assert augnet["drop_features"] == ["gap"] and augnet["learn"] is True and augnet["per_sample"] is True
+    assert augnet["wide"] is False
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(default {AUGNET_DEFAULTS.probe_chunk or 'the whole probe'}; see docs/augnet.md)")
     tr.add_argument("--augnet-per-sample", action="store_true",
                     help="AugNet decides per sample from each sample's last loss (docs/augnet.md)")
+    tr.add_argument("--augnet-narrow", action="store_true",
+                    help="AugNet's magnitudes over RandAugment's ranges instead of TrivialAugment-wide's")
     tr.add_argument("--augnet-without", action="append", default=[], metavar="FEATURE",
                     help="hold an AugNet state feature at 0 (ablation; repeatable)")
     tr.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -153,6 +155,7 @@ def _augnet_options(args: argparse.Namespace) -> dict:
              "probe_size": args.augnet_probe_size, "probe_chunk": args.augnet_probe_chunk}
     options = {k: v for k, v in given.items() if v is not None}
     return options | {"learn": not args.frozen_augnet, "per_sample": args.augnet_per_sample,
+                      "wide": not args.augnet_narrow,
                       "drop_features": tuple(args.augnet_without)}
 
 

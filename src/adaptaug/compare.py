@@ -99,13 +99,14 @@ class CompareResult:
 
 
 # AugNet variants as grid entries, one setting per bracket, brackets chained: augnet[frozen], augnet[per_sample],
-# augnet[reward=NAME], augnet[without=FEATURE] and numeric AugNetConfig fields, e.g.
+# augnet[narrow] (RandAugment's magnitude ranges), augnet[reward=NAME], augnet[without=FEATURE] and numeric
+# AugNetConfig fields, e.g.
 # augnet[probe_every=4][probe_size=64]
 _NUMERIC_FIELDS: dict[str, type] = {"lr": float, "probe_every": int, "probe_size": int, "probe_chunk": int,
                                     "minibatch": int, "entropy_coef": float, "uniform_floor": float}
-_SETTING = r"\[(?:frozen|per_sample|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % "|".join(_NUMERIC_FIELDS)
+_SETTING = r"\[(?:frozen|per_sample|narrow|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % "|".join(_NUMERIC_FIELDS)
 _VARIANT = re.compile(r"augnet(?:%s)+" % _SETTING)
-VARIANT_SYNTAX = ("augnet[frozen], augnet[per_sample], augnet[reward=NAME], augnet[without=FEATURE], "
+VARIANT_SYNTAX = ("augnet[frozen], augnet[per_sample], augnet[narrow], augnet[reward=NAME], augnet[without=FEATURE], "
                   f"augnet[FIELD=NUMBER] for FIELD in {', '.join(_NUMERIC_FIELDS)}, chained as "
                   "augnet[probe_every=4][probe_size=64]")
 
@@ -117,7 +118,7 @@ def augnet_variant(label: str) -> dict[str, Any] | None:
     overrides: dict[str, Any] = {}
     for setting in re.findall(r"\[([^\]]*)\]", label):
         key, _, value = setting.partition("=")
-        if key in overrides or (key == "frozen" and "learn" in overrides):
+        if key in overrides or (key == "frozen" and "learn" in overrides) or (key == "narrow" and "wide" in overrides):
             raise ConfigError(f"{label}: {key} is set twice")
         if key in _NUMERIC_FIELDS:
             try:
@@ -128,6 +129,8 @@ def augnet_variant(label: str) -> dict[str, Any] | None:
             overrides["learn"] = False
         elif key == "per_sample":
             overrides["per_sample"] = True
+        elif key == "narrow":
+            overrides["wide"] = False
         elif key == "reward":
             from adaptaug.rewards import get_reward
 
