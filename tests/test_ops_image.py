@@ -392,3 +392,16 @@ def test_crop_flip_plans_that_do_not_fit_the_fusion_run_slot_by_slot(monkeypatch
                 if len(rows):
                     expected[rows] = get_op(name).fn(expected[rows], plan.magnitudes[rows, slot], g)
         assert torch.equal(apply_plan(x, plan), expected)
+
+
+@pytest.mark.parametrize("mask_shape", [(6, 1, 1, 1), (6, 1, 5, 7), (6, 3, 5, 7)])
+def test_select_is_torch_where_bit_for_bit(mask_shape) -> None:
+    # the kernels' lerp-based select (faster than torch.where on the CPU) must pick exactly, never blend
+    from adaptaug.ops.image import _select
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(6, 3, 5, 7, generator=g), torch.rand(6, 3, 5, 7, generator=g)
+    mask = torch.rand(mask_shape, generator=g) > 0.5
+    assert torch.equal(_select(mask, a, b), torch.where(mask, a, b))
+    assert torch.equal(_select(mask, 0.5, b), torch.where(mask, torch.tensor(0.5), b))
+    assert torch.equal(_select(mask, a.double(), b.double()), torch.where(mask, a.double(), b.double()))

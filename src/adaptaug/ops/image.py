@@ -86,6 +86,15 @@ def _grayscale(images: Tensor) -> Tensor:
     return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)  # (B, 1, H, W)
 
 
+def _select(mask: Tensor, chosen: Tensor | float, other: Tensor) -> Tensor:
+    """``torch.where(mask, chosen, other)`` for finite values, as a lerp whose weight is 0 or 1 (exact at both).
+    On the CPU (torch 2.13) ``torch.where`` with a broadcast mask is 2x (a per-sample mask) to 10x (a per-pixel
+    mask against a scalar) slower than one lerp pass; on a GPU both are one kernel."""
+    if not isinstance(chosen, Tensor):
+        chosen = torch.full((), chosen, dtype=other.dtype, device=other.device)
+    return torch.lerp(other, chosen, mask.to(other.dtype))
+
+
 def _blend(images: Tensor, degenerate: Tensor, factor: Tensor) -> Tensor:
     # PIL ImageEnhance / torchvision _blend: f x + (1 - f) d, factor 0 gives the degenerate image, 1 the input.
     # As one lerp (one pass instead of three; lerp is exact at weight 1, so factor 1 returns the input bit for
@@ -130,7 +139,7 @@ def _warp(images: Tensor, linear: Tensor, changed: Tensor) -> Tensor:
     torch.sub((a / det) * ys, (c / aspect / det) * xs, out=grid[..., 1])
     warped = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
                                              align_corners=True)
-    return torch.where(_per_sample(changed), warped, images)
+    return _select(_per_sample(changed), warped, images)
 
 
 def _shear_linear(mag: Tensor, axis: int) -> Tensor:
@@ -209,8 +218,10 @@ def _shift(images: Tensor, dy: Tensor, dx: Tensor, reflect: bool, mirror: Tensor
     source = (rows_in.unsqueeze(2) * w + cols_in.unsqueeze(1)).view(b, 1, h * w)  # (B, 1, H*W) flat pixel
     out = images.reshape(b, c, h * w).gather(2, source.expand(b, c, h * w)).view(b, c, h, w)
     if not reflect:
-        inside = ((rows >= 0) & (rows < h)).view(b, 1, h, 1) & ((cols >= 0) & (cols < w)).view(b, 1, 1, w)
-        out = torch.where(inside, out, torch.zeros((), dtype=out.dtype, device=out.device))
+        # zero fill as a product with a 0/1 mask (exact: the pixels are finite), 10x torch.where on the CPU
+        rows_inside = ((rows >= 0) & (rows < h)).to(out.dtype).view(b, 1, h, 1)
+        cols_inside = ((cols >= 0) & (cols < w)).to(out.dtype).view(b, 1, 1, w)
+        out = out * (rows_inside * cols_inside)
     return out
 
 
@@ -262,7 +273,7 @@ def cutout(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
     in_rows = (ys >= y0) & (ys < y0 + side.unsqueeze(1))  # (B, H)
     in_cols = (xs >= x0) & (xs < x0 + side.unsqueeze(1))  # (B, W)
     box = in_rows.view(b, 1, h, 1) & in_cols.view(b, 1, 1, w)  # (B, 1, H, W)
-    return torch.where(box, torch.full((), 0.5, dtype=images.dtype, device=images.device), images)
+    return _select(box, 0.5, images)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -301,10 +312,10 @@ def blend_family(images: Tensor, mag: Tensor, generator: torch.Generator, member
     degenerate image (black, grayscale, grayscale mean); the same arithmetic as the three kernels above."""
     gray = _grayscale(images)  # (B, 1, H, W)
     mean_or_black = gray.mean(dim=(1, 2, 3), keepdim=True) * _per_sample(member == 2)  # (B, 1, 1, 1): 0 for Brightness
-    degenerate = torch.where(_per_sample(member == 1), gray, mean_or_black)  # one (B, 1, H, W) pass
+    degenerate = _select(_per_sample(member == 1), gray, mean_or_black)  # one (B, 1, H, W) pass
     out = _blend(images, degenerate, 1 + mag)
     if images.shape[1] == 1:  # Color is the identity on one channel
-        out = torch.where(_per_sample(member == 1), images, out)
+        out = _select(_per_sample(member == 1), images, out)
     return out
 
 
@@ -335,7 +346,7 @@ def posterize(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor
     step = _per_sample(torch.exp2(removed))  # (B, 1, 1, 1) = 2 ** bits removed
     posterized = torch.floor(_to_levels(images) / step) * step / 255
     # 0 bits removed returns the input itself, not its 8-bit rounding, so level 0 is a true identity.
-    return torch.where(_per_sample(removed == 0), images, posterized)
+    return _select(_per_sample(removed == 0), images, posterized)
 
 
 @_kernel(in_range=True)
@@ -343,7 +354,7 @@ def solarize(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
     """Invert pixels above threshold 1 - mag. Strictly above, so mag 0 is the identity; torchvision and
     kornia invert at >= threshold, which differs only for pixels exactly at the threshold."""
     threshold = _per_sample(1 - mag)
-    return torch.where(images > threshold, 1 - images, images)
+    return _select(images > threshold, 1 - images, images)
 
 
 @_kernel
@@ -382,7 +393,7 @@ def equalize(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
     lut = torch.floor((half + below) / step.clamp(min=1e-12)).clamp(max=255)  # (B*C, 256)
     out = lut.gather(1, index).to(images.dtype) / 255
     # One level only (below_top == 0): unchanged, as PIL.
-    out = torch.where(below_top > 0, out, images.flatten(0, 1).flatten(1))
+    out = _select(below_top > 0, out, images.flatten(0, 1).flatten(1))
     return out.view(b, c, h, w)
 
 
