@@ -150,7 +150,6 @@ class AugNetPolicy(Policy):
         self._feature_mask = torch.tensor([f not in self.config.drop_features for f in self.features]).float()
         # per-sample mode: each training sample's loss when last seen (NaN: not seen yet), grown on demand
         self._loss_memory = torch.full((0,), math.nan)
-        self._next_ids: torch.Tensor | None = None
         self._last_ids: torch.Tensor | None = None
         self._last_states: torch.Tensor | None = None
         self._state = self._read_state()
@@ -215,25 +214,20 @@ class AugNetPolicy(Policy):
     def op_probabilities(self) -> dict[str, float]:
         return dict(zip(self.space.names, self._op_probs.tolist()))
 
-    def sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
-        self._next_ids = sample_ids
-        return super().sample(batch_size, sample_ids)
-
-    def _sample(self, batch_size: int) -> AugPlan:
+    def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         start = time.perf_counter()
         g, m = self.generator, self.config.num_bins
         if self.config.per_sample:  # a distribution per sample, from its own state row
-            rows = self._state_rows(self._next_ids, batch_size)
+            rows = self._state_rows(sample_ids, batch_size)
             op_probs, mag_probs = self._distributions(rows)  # (B, K), (B, K, M)
             op_idx = torch.multinomial(op_probs, 1, generator=g).squeeze(1)  # (B,)
             bins = torch.multinomial(mag_probs[torch.arange(batch_size), op_idx], 1, generator=g).squeeze(1)
             # what this batch was drawn from on average: the trace, the entropy feature, data-parallel copies
             self._op_probs, self._mag_probs = op_probs.mean(0), mag_probs.mean(0)
-            self._last_ids, self._last_states = self._next_ids, rows
+            self._last_ids, self._last_states = sample_ids, rows
         else:  # one distribution for the round; every sample draws from it
             op_idx = torch.multinomial(self._op_probs, batch_size, replacement=True, generator=g)  # (B,)
             bins = torch.multinomial(self._mag_probs[op_idx], 1, generator=g).squeeze(1)  # (B,)
-        self._next_ids = None
         levels = (bins.float() + torch.rand(batch_size, generator=g)) / m  # uniform inside the bin
         signs = random_signs((batch_size,), g)
         self._last_actions = (op_idx, bins)

@@ -37,7 +37,8 @@ def random_signs(shape: tuple[int, ...], generator: torch.Generator) -> torch.Te
 
 
 class Policy:
-    """Base class. Subclasses implement ``sample``; learning policies also ``observe`` feedback."""
+    """Base class. Subclasses implement ``_sample(batch_size, sample_ids)`` (their own slots; ``sample`` puts the
+    ``base`` policy's slots first); learning policies also ``observe`` feedback."""
 
     name = "policy"
     learns = False
@@ -50,12 +51,12 @@ class Policy:
         """A plan for the next batch. ``sample_ids`` (B,): the samples' positions in the training split, for
         policies that decide per sample from what they saw of each sample (AugNet's ``per_sample``); the
         others ignore it."""
-        own = self._sample(batch_size)
+        own = self._sample(batch_size, sample_ids)
         if self.base is None:
             return own
         return AugPlan.concat(self.base.sample(batch_size), own)
 
-    def _sample(self, batch_size: int) -> AugPlan:
+    def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         raise NotImplementedError
 
     def observe(self, **feedback: Any) -> None:

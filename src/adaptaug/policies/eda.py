@@ -32,7 +32,7 @@ class EDAPolicy(Policy):
         super().__init__(generator)
         self.ops, self.rate = ops, float(rate)
 
-    def _sample(self, batch_size: int) -> AugPlan:
+    def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         op_ids = torch.randint(0, len(self.ops), (batch_size, 1), generator=self.generator)  # (B, 1) one op each
         return AugPlan(self.ops, op_ids, torch.full((batch_size, 1), self.rate), seed=draw_seed(self.generator))
 

@@ -15,7 +15,7 @@ from adaptaug.policies.base import Policy, draw_seed, empty_plan
 class NoAugment(Policy):
     name = "none"
 
-    def _sample(self, batch_size: int) -> AugPlan:
+    def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         return empty_plan(batch_size)
 
 
@@ -33,7 +33,7 @@ class StandardAugment(Policy):
         super().__init__(generator)
         self.pad, self.flip = pad, flip
 
-    def _sample(self, batch_size: int) -> AugPlan:
+    def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         crop = torch.zeros(batch_size, 1, dtype=torch.long)  # slot 0: CropPad (op 0) for every sample
         crop_mag = torch.full((batch_size, 1), float(self.pad))
         if not self.flip:

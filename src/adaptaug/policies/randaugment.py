@@ -24,7 +24,7 @@ class RandAugment(Policy):
         super().__init__(generator, base)
         self.space, self.n, self.m = space, n, m
 
-    def _sample(self, batch_size: int) -> AugPlan:
+    def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         op_idx = torch.randint(0, len(self.space), (batch_size, self.n), generator=self.generator)
         levels = torch.full((batch_size, self.n), self.m / (NUM_MAGNITUDE_BINS - 1))
         signs = random_signs((batch_size, self.n), self.generator)

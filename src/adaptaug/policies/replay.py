@@ -237,7 +237,7 @@ class ReplayPolicy(Policy):
         levels = (self._means[row, op_idx] + (2 * u - 1) * self._half[row, op_idx]).clamp(0, 1).float()
         return op_idx, levels
 
-    def _sample(self, batch_size: int) -> AugPlan:
+    def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         g = self.generator
         op_idx, levels = self.draw(batch_size)
         signs = random_signs((batch_size,), g)

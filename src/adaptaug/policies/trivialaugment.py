@@ -20,7 +20,7 @@ class TrivialAugment(Policy):
         super().__init__(generator, base)
         self.space, self.wide = space, wide
 
-    def _sample(self, batch_size: int) -> AugPlan:
+    def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         op_idx = torch.randint(0, len(self.space), (batch_size, 1), generator=self.generator)
         bins = torch.randint(0, NUM_MAGNITUDE_BINS, (batch_size, 1), generator=self.generator)
         levels = bins.float() / (NUM_MAGNITUDE_BINS - 1)
