@@ -405,3 +405,16 @@ def test_select_is_torch_where_bit_for_bit(mask_shape) -> None:
     assert torch.equal(_select(mask, a, b), torch.where(mask, a, b))
     assert torch.equal(_select(mask, 0.5, b), torch.where(mask, torch.tensor(0.5), b))
     assert torch.equal(_select(mask, a.double(), b.double()), torch.where(mask, a.double(), b.double()))
+
+
+@pytest.mark.parametrize("name", ["Rotate", "ShearX", "Brightness", "Contrast", "Sharpness"])
+def test_magnitudes_get_gradients_through_the_kernels(name) -> None:
+    # the kernels stay differentiable in their magnitudes (relaxed ops, Kornia-style), and the fast path without
+    # autograd gives the same images
+    x = _images(b=4)
+    mag = (_mags(name, 4) * 0.5).requires_grad_(True)
+    out = get_op(name).fn(x, mag, _gen())
+    (grad,) = torch.autograd.grad(out.sum(), mag)
+    assert torch.isfinite(grad).all() and (grad != 0).any()
+    with torch.no_grad():
+        assert torch.equal(get_op(name).fn(x, mag, _gen()), out.detach())

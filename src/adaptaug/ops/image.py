@@ -134,9 +134,14 @@ def _warp(images: Tensor, linear: Tensor, changed: Tensor) -> Tensor:
     # written in place: a third of the grid's former cost (stack + divisions), a quarter of the warp's.
     xs = _unit_coords(w, images).view(1, 1, w)
     ys = _unit_coords(h, images).view(1, h, 1)
-    grid = torch.empty(n, h, w, 2, dtype=images.dtype, device=images.device)
-    torch.sub((d / det) * xs, (b * aspect / det) * ys, out=grid[..., 0])
-    torch.sub((a / det) * ys, (c / aspect / det) * xs, out=grid[..., 1])
+    x_terms = ((d / det) * xs, (b * aspect / det) * ys)  # (B, 1, W), (B, H, 1)
+    y_terms = ((a / det) * ys, (c / aspect / det) * xs)
+    if torch.is_grad_enabled() and linear.requires_grad:  # out= records no autograd (magnitudes being learnt)
+        grid = torch.stack([x_terms[0] - x_terms[1], y_terms[0] - y_terms[1]], dim=-1)
+    else:
+        grid = torch.empty(n, h, w, 2, dtype=images.dtype, device=images.device)
+        torch.sub(*x_terms, out=grid[..., 0])
+        torch.sub(*y_terms, out=grid[..., 1])
     warped = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
                                              align_corners=True)
     return _select(_per_sample(changed), warped, images)
