@@ -398,7 +398,7 @@ def equalize(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
     lut = torch.floor((half + below) / step.clamp(min=1e-12)).clamp(max=255)  # (B*C, 256)
     out = lut.gather(1, index).to(images.dtype) / 255
     # One level only (below_top == 0): unchanged, as PIL.
-    out = _select(below_top > 0, out, images.flatten(0, 1).flatten(1))
+    out = torch.where(below_top > 0, out, images.flatten(0, 1).flatten(1))
     return out.view(b, c, h, w)
 
 
