@@ -20,9 +20,9 @@ from adaptaug.train import train
 
 seen = []
 sample = AugNetPolicy._sample
-def recording(self, n):
+def recording(self, n, sample_ids=None):
     seen.append(self._op_probs.clone())  # the distribution this rank draws its batch from
-    return sample(self, n)
+    return sample(self, n, sample_ids)
 AugNetPolicy._sample = recording
 out = sys.argv[1]
 result = train(TrainConfig(task="digits", policy="augnet", epochs=2, lr=3e-3, seed=0, out=out + "/run",

@@ -53,7 +53,7 @@ class FixedRateTagging(Policy):
         super().__init__(generator)
         self.space, self.rate = space, rate
 
-    def _sample(self, batch_size: int) -> AugPlan:
+    def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         op_idx = torch.randint(0, len(self.space), (batch_size, 1), generator=self.generator)
         return AugPlan(self.space.names, op_idx, torch.full((batch_size, 1), self.rate),
                        seed=draw_seed(self.generator))
