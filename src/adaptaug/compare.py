@@ -104,9 +104,12 @@ class CompareResult:
 # augnet[probe_every=4][probe_size=64]
 _NUMERIC_FIELDS: dict[str, type] = {"lr": float, "probe_every": int, "probe_size": int, "probe_chunk": int,
                                     "minibatch": int, "entropy_coef": float, "uniform_floor": float}
-_SETTING = r"\[(?:frozen|per_sample|narrow|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % "|".join(_NUMERIC_FIELDS)
+# settings without a value: the AugNetConfig field each one sets, and to what
+_FLAGS: dict[str, tuple[str, bool]] = {"frozen": ("learn", False), "per_sample": ("per_sample", True),
+                                       "narrow": ("wide", False)}
+_SETTING = r"\[(?:%s|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % ("|".join(_FLAGS), "|".join(_NUMERIC_FIELDS))
 _VARIANT = re.compile(r"augnet(?:%s)+" % _SETTING)
-VARIANT_SYNTAX = ("augnet[frozen], augnet[per_sample], augnet[narrow], augnet[reward=NAME], augnet[without=FEATURE], "
+VARIANT_SYNTAX = ("".join(f"augnet[{flag}], " for flag in _FLAGS) + "augnet[reward=NAME], augnet[without=FEATURE], "
                   f"augnet[FIELD=NUMBER] for FIELD in {', '.join(_NUMERIC_FIELDS)}, chained as "
                   "augnet[probe_every=4][probe_size=64]")
 
@@ -118,19 +121,16 @@ def augnet_variant(label: str) -> dict[str, Any] | None:
     overrides: dict[str, Any] = {}
     for setting in re.findall(r"\[([^\]]*)\]", label):
         key, _, value = setting.partition("=")
-        if key in overrides or (key == "frozen" and "learn" in overrides) or (key == "narrow" and "wide" in overrides):
+        if (_FLAGS[key][0] if key in _FLAGS else key) in overrides:
             raise ConfigError(f"{label}: {key} is set twice")
         if key in _NUMERIC_FIELDS:
             try:
                 overrides[key] = _NUMERIC_FIELDS[key](value)
             except ValueError:
                 raise ConfigError(f"{label}: {key} must be {_NUMERIC_FIELDS[key].__name__}, got {value!r}") from None
-        elif key == "frozen":
-            overrides["learn"] = False
-        elif key == "per_sample":
-            overrides["per_sample"] = True
-        elif key == "narrow":
-            overrides["wide"] = False
+        elif key in _FLAGS:
+            field_name, flag_value = _FLAGS[key]
+            overrides[field_name] = flag_value
         elif key == "reward":
             from adaptaug.rewards import get_reward
 
