@@ -6,7 +6,7 @@ from torch import nn
 from adaptaug.errors import ConfigError
 from adaptaug.ops.space import OpSpace, OpSpec, OP_REGISTRY, register_op
 from adaptaug.policies.augnet import AugNetConfig, AugNetPolicy
-from adaptaug.rewards import RoundData
+from adaptaug.rewards import RoundData, get_reward
 
 import pytest
 
@@ -178,8 +178,10 @@ def test_same_seed_same_decisions():
     assert torch.equal(plan_a.op_ids, plan_b.op_ids) and torch.equal(plan_a.magnitudes, plan_b.magnitudes)
 
 
-def test_alignment_reward_prefers_ops_that_keep_the_label():
-    """Real learning signal: a label-destroying op loses probability under the default reward."""
+@pytest.mark.parametrize("reward", ["cosine", "paired"])
+def test_alignment_reward_prefers_ops_that_keep_the_label(reward):
+    """Real learning signal: a label-destroying op loses probability under the default reward and the paired
+    one (whose clean pass must leave the model in training mode)."""
     if "TestBlank" not in OP_REGISTRY:  # flat grey: destroys the label completely
         register_op(OpSpec("TestBlank", "image", lambda x, m, g: torch.full_like(x, 0.5), range=(0, 1)))
     space = OpSpace.of(["Identity", "Rotate", "TranslateX", "Contrast", "TestBlank"])
@@ -189,7 +191,8 @@ def test_alignment_reward_prefers_ops_that_keep_the_label():
     head = nn.Linear(64, 10)
     model = nn.Sequential(net, head)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    policy = AugNetPolicy(space, 10, total_steps=400, generator=torch.Generator().manual_seed(0))
+    policy = AugNetPolicy(space, 10, total_steps=400, config=AugNetConfig(reward=reward),
+                          generator=torch.Generator().manual_seed(0))
     loss_fn = lambda logits, y: F.cross_entropy(logits, y, reduction="none")  # noqa: E731
     policy.attach(model, loss_fn, images[1500:], labels[1500:], head=head)
     g = torch.Generator().manual_seed(1)
@@ -201,6 +204,7 @@ def test_alignment_reward_prefers_ops_that_keep_the_label():
         loss.backward()
         opt.step()
         policy.observe(logits, labels[idx])
+        assert model.training
     p_blank = policy.op_probabilities["TestBlank"]
     assert p_blank < 0.10, policy.op_probabilities  # uniform start: 0.20
 
@@ -229,7 +233,7 @@ def test_dropped_state_features_read_zero_and_unknown_ones_are_errors():
 
 
 def test_mixed_reward_adds_harder_samples_to_alignment():
-    from adaptaug.rewards import StepRecord, get_reward
+    from adaptaug.rewards import StepRecord
     # two samples with the same alignment; the second is harder on its augmented input than on its clean one
     dz = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     record = StepRecord(op_idx=torch.tensor([0, 1, 2]), bins=torch.zeros(3, dtype=torch.long), grad_logits=dz,
@@ -259,6 +263,31 @@ def test_cosine_reward_ignores_gradient_size():
     (cos,) = CosineReward()(data)
     torch.testing.assert_close(dot[1], 10 * dot[0])
     torch.testing.assert_close(cos[1], cos[0])
+
+
+def test_paired_reward_is_the_cosine_gain_over_the_clean_sample():
+    from adaptaug.rewards import CosineReward, StepRecord
+
+    g = torch.Generator().manual_seed(0)
+    probe_dz, probe_h = torch.randn(8, 3, generator=g), torch.randn(8, 5, generator=g)
+    dz, h = torch.randn(4, 3, generator=g), torch.randn(4, 5, generator=g)
+    clean_dz, clean_h = torch.randn(4, 3, generator=g), torch.randn(4, 5, generator=g)
+    ops = torch.tensor([0, 1, 2, 3])
+    step = StepRecord(op_idx=ops, bins=ops, grad_logits=dz, features=h, clean_grad_logits=clean_dz,
+                      clean_features=clean_h)
+    (paired,) = get_reward("paired")(RoundData([step], 0.0, 0.0, probe_dz, probe_h))
+    cosine = CosineReward()
+    (augmented,) = cosine(RoundData([step], 0.0, 0.0, probe_dz, probe_h))
+    (clean,) = cosine(RoundData([StepRecord(op_idx=ops, bins=ops, grad_logits=clean_dz, features=clean_h)],
+                                0.0, 0.0, probe_dz, probe_h))
+    torch.testing.assert_close(paired, augmented - clean)
+    assert paired.abs().min() > 1e-3  # not trivially zero
+    unchanged = StepRecord(op_idx=ops, bins=ops, grad_logits=dz, features=h, clean_grad_logits=dz, clean_features=h)
+    (none,) = get_reward("paired")(RoundData([unchanged], 0.0, 0.0, probe_dz, probe_h))
+    assert torch.equal(none, torch.zeros(4))  # an op that changed nothing earns exactly nothing
+    with pytest.raises(ConfigError, match="clean-input gradients"):
+        get_reward("paired")(RoundData([StepRecord(op_idx=ops, bins=ops, grad_logits=dz, features=h)], 0.0, 0.0,
+                                       probe_dz, probe_h))
 
 
 class PaysHardForBrightness:

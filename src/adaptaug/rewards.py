@@ -38,6 +38,10 @@ class StepRecord:
     sample_of_row: torch.Tensor | None = None  # (N,) which sample each row belongs to (tokens -> sentence)
     loss: torch.Tensor | None = None  # (B,) per-sample loss on the augmented input
     clean_loss: torch.Tensor | None = None  # (B,) per-sample loss on the clean input (adversarial only)
+    # the clean input's last-layer rows in eval mode (paired only), like grad_logits, features, sample_of_row
+    clean_grad_logits: torch.Tensor | None = None
+    clean_features: torch.Tensor | None = None
+    clean_sample_of_row: torch.Tensor | None = None
     sample_ids: torch.Tensor | None = None  # (B,) positions in the training split, host (per-sample AugNet)
     states: torch.Tensor | None = None  # (B, F) the state rows the plan was drawn from, host (per-sample AugNet)
 
@@ -57,6 +61,8 @@ class Reward(Protocol):
     per_sample: bool  # True: standardised within each step's batch; False: one number per round
     needs_gradients: bool
     needs_clean_loss: bool
+    # optional (False when absent): the clean inputs' last-layer gradients and features, StepRecord.clean_*
+    needs_clean_gradients: bool
 
     def __call__(self, round_data: RoundData) -> list[torch.Tensor] | torch.Tensor:
         """Per-sample rewards, one (B_step,) tensor per step (batches may differ in size), or a 0-dim
@@ -68,22 +74,29 @@ class AlignmentReward:
     normalised = False  # CosineReward: divide by each row's gradient norm
 
     def __call__(self, round_data: RoundData) -> list[torch.Tensor]:
-        dz_v, h_v = round_data.probe_grad_logits, round_data.probe_features
-        if dz_v is None or h_v is None:
-            raise ConfigError("the alignment reward needs the probe's last-layer gradients and features")
-        g_weight = dz_v.T.float() @ h_v.float() / dz_v.shape[0]  # (C, d) mean probe gradient of W
-        g_bias = dz_v.float().mean(0)  # (C,) mean probe gradient of b
-        rewards = []
-        for rec in round_data.steps:
-            dz, h = rec.grad_logits.float(), rec.features.float()
-            per_row = ((dz @ g_weight) * h).sum(-1) + dz @ g_bias  # (N,) <grad_i, grad_probe>
-            if self.normalised:  # |grad_i| of (W, b) = |dz_i| sqrt(|h_i|^2 + 1): dz_i h_i^T and dz_i
-                per_row = per_row / (dz.norm(dim=-1) * (h.pow(2).sum(-1) + 1).sqrt()).clamp_min(1e-12)
-            if rec.sample_of_row is not None:
-                per_row = torch.zeros(rec.op_idx.shape[0], device=per_row.device).index_add_(
-                    0, rec.sample_of_row, per_row)
-            rewards.append(per_row)
-        return rewards
+        g_weight, g_bias = _probe_gradient(round_data)
+        return [self._per_sample(rec.grad_logits, rec.features, rec.sample_of_row, rec.op_idx.shape[0],
+                                 g_weight, g_bias) for rec in round_data.steps]
+
+    def _per_sample(self, grad_logits: torch.Tensor, features: torch.Tensor, sample_of_row: torch.Tensor | None,
+                    batch_size: int, g_weight: torch.Tensor, g_bias: torch.Tensor) -> torch.Tensor:
+        """(B,) <grad_i, grad_probe> on the last linear layer (its cosine when ``normalised``), rows summed
+        per sample when a sample has several rows (tokens)."""
+        dz, h = grad_logits.float(), features.float()
+        per_row = ((dz @ g_weight) * h).sum(-1) + dz @ g_bias  # (N,) <grad_i, grad_probe>
+        if self.normalised:  # |grad_i| of (W, b) = |dz_i| sqrt(|h_i|^2 + 1): dz_i h_i^T and dz_i
+            per_row = per_row / (dz.norm(dim=-1) * (h.pow(2).sum(-1) + 1).sqrt()).clamp_min(1e-12)
+        if sample_of_row is not None:
+            per_row = torch.zeros(batch_size, device=per_row.device).index_add_(0, sample_of_row, per_row)
+        return per_row
+
+
+def _probe_gradient(round_data: RoundData) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probe's mean last-layer gradient: (C, d) for the weight, (C,) for the bias."""
+    dz_v, h_v = round_data.probe_grad_logits, round_data.probe_features
+    if dz_v is None or h_v is None:
+        raise ConfigError("the alignment rewards need the probe's last-layer gradients and features")
+    return dz_v.T.float() @ h_v.float() / dz_v.shape[0], dz_v.float().mean(0)
 
 
 class CosineReward(AlignmentReward):
@@ -92,6 +105,29 @@ class CosineReward(AlignmentReward):
     win credit by size alone whenever gradients mostly agree; the cosine credits direction only."""
 
     name, normalised = "cosine", True
+
+
+class PairedCosineReward(CosineReward):
+    """The cosine of each augmented sample minus the cosine of the same sample without AugNet's op (the
+    train loop's clean inputs, in eval mode). The clean term does not depend on the action, so it is a
+    per-sample baseline: the policy gradient stays unbiased, and what a sample's class and content contribute
+    to its cosine (most of it: the last-layer gradient is mostly its label's) cancels, leaving what the op
+    did. Costs a clean forward per step."""
+
+    name, needs_clean_gradients = "paired", True
+
+    def __call__(self, round_data: RoundData) -> list[torch.Tensor]:
+        g_weight, g_bias = _probe_gradient(round_data)
+        rewards = []
+        for rec in round_data.steps:
+            if rec.clean_grad_logits is None or rec.clean_features is None:
+                raise ConfigError("the paired reward needs each step's clean-input gradients and features")
+            n = rec.op_idx.shape[0]
+            augmented = self._per_sample(rec.grad_logits, rec.features, rec.sample_of_row, n, g_weight, g_bias)
+            clean = self._per_sample(rec.clean_grad_logits, rec.clean_features, rec.clean_sample_of_row, n,
+                                     g_weight, g_bias)
+            rewards.append(augmented - clean)
+        return rewards
 
 
 class ValDropReward:
@@ -127,6 +163,7 @@ class MixedReward:
 REWARDS: dict[str, Callable[[], Reward]] = {
     "alignment": AlignmentReward,
     "cosine": CosineReward,
+    "paired": PairedCosineReward,
     "val-drop": ValDropReward,
     "adversarial": AdversarialReward,
     "mixed": MixedReward,

@@ -267,15 +267,22 @@ class AugNetPolicy(Policy):
         record.loss = loss.detach()
         if self.reward.needs_gradients:
             record.grad_logits, record.features, record.sample_of_row = _rows(grad_logits, features)
-        if self.reward.needs_clean_loss:
+        needs_clean_gradients = getattr(self.reward, "needs_clean_gradients", False)
+        if self.reward.needs_clean_loss or needs_clean_gradients:
             clean = clean_inputs if clean_inputs is not None else getattr(self, "_clean_inputs", None)
             if clean is None:
-                raise ConfigError("the adversarial reward needs the clean inputs: observe(..., clean_inputs=x)")
-            with torch.no_grad():
-                clean = clean if isinstance(clean, tuple) else (clean,)
-                # clean_targets: the targets of the clean inputs when augmentation moved them (NER)
-                record.clean_loss = self.loss_fn(self._model(*clean),
-                                                 targets if clean_targets is None else clean_targets)
+                raise ConfigError(f"the {self.reward.name} reward needs the clean inputs: "
+                                  "observe(..., clean_inputs=x)")
+            clean = clean if isinstance(clean, tuple) else (clean,)
+            # clean_targets: the targets of the clean inputs when augmentation moved them (NER)
+            clean_targets = targets if clean_targets is None else clean_targets
+            if self.reward.needs_clean_loss:
+                with torch.no_grad():
+                    record.clean_loss = self.loss_fn(self._model(*clean), clean_targets)
+            if needs_clean_gradients:
+                _, _, grad, clean_features = self._eval_pass(clean, clean_targets, gradients=True)
+                record.clean_grad_logits, record.clean_features, record.clean_sample_of_row = _rows(
+                    grad, clean_features)
         self.tracker.add_batch(record.loss, self.accuracy_fn(logits.detach(), targets))
         self._pending.append(record)
         if len(self._pending) >= self.config.update_every:
@@ -303,9 +310,19 @@ class AugNetPolicy(Policy):
 
     def _run_probe(self, inputs: tuple, targets: torch.Tensor
                    ) -> tuple[float, float, torch.Tensor | None, torch.Tensor | None, int]:
+        logits, loss, grad, features = self._eval_pass(inputs, targets, self.reward.needs_gradients)
+        acc = self.accuracy_fn(logits, targets).float().mean()
+        if self.reward.needs_gradients:
+            grad, features, _ = _rows(grad, features)
+        return float(loss.mean()), float(acc), grad, features, len(targets)
+
+    def _eval_pass(self, inputs: tuple, targets: torch.Tensor, gradients: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The model in eval mode (no dropout: it measures the model, not the noise), without autograd through
+        it: logits, per-sample loss, d loss / d logits (when ``gradients``) and the last layer's input."""
         model = self._model
         was_training = model.training
-        model.eval()  # no dropout: the probe measures the model, not the noise
+        model.eval()
         try:
             with torch.no_grad():
                 logits = model(*inputs)
@@ -315,11 +332,8 @@ class AugNetPolicy(Policy):
         with torch.enable_grad():
             logits_d = logits.detach().requires_grad_(True)
             loss = self.loss_fn(logits_d, targets)
-            grad = torch.autograd.grad(loss.sum(), logits_d)[0] if self.reward.needs_gradients else None
-        acc = self.accuracy_fn(logits, targets).float().mean()
-        if self.reward.needs_gradients:
-            grad, features, _ = _rows(grad, features)
-        return float(loss.detach().mean()), float(acc), grad, features, len(targets)
+            grad = torch.autograd.grad(loss.sum(), logits_d)[0] if gradients else None
+        return logits, loss.detach(), grad, features
 
     def _round(self) -> None:
         if self._probe_result is None or self._rounds_done % self.config.probe_every == 0:
