@@ -362,3 +362,48 @@ def test_narrow_augnet_draws_randaugments_ranges(wide):
         assert mags.numel() > 0
         assert bool(mags.max() > spec.range[1]) is wide
         assert mags.max() <= (spec.wide_range if wide else spec.range)[1] + 1e-6
+
+
+def test_warmup_raises_the_augmented_share_and_learns_only_from_augmented_samples():
+    # warmup 0.5 over 40 rounds of 4 steps: the share of samples with an op rises 0 -> 1 over the first 80 steps
+    config = AugNetConfig(update_every=4, warmup=0.5)
+    policy = AugNetPolicy(SPACE, 10, total_steps=160, config=config, generator=torch.Generator().manual_seed(0))
+    shares, stored = [], []
+    for step in range(160):
+        plan = policy.sample(64)
+        shares.append(float((plan.op_ids[:, 0] >= 0).float().mean()))
+        assert policy._last_actions[2] is None or policy._last_actions[2].sum() == (plan.op_ids[:, 0] >= 0).sum()
+        policy._last_actions = None
+    assert shares[0] == 0.0  # nothing at the start
+    assert 0.3 < sum(shares[35:45]) / 10 < 0.7  # about half at a quarter of training (step 40 of 80)
+    assert min(shares[80:]) == 1.0  # every sample after the warmup
+    assert policy.augmented_share == 1.0
+
+    # learning: a rigged reward still lifts its op, and the buffer holds only the samples that got an op
+    def record(p):
+        original = p._store
+
+        def store(steps, advantages):
+            stored.append((sum(int(s.applied.sum()) if s.applied is not None else s.op_idx.shape[0]
+                               for s in steps), advantages.shape[0]))
+            original(steps, advantages)
+        p._store = store
+
+    learned = _run_policy(PaysFor(SPACE.index("Brightness")), rounds=60,
+                          on_policy=lambda p: (setattr(p.config, "warmup", 0.5), record(p)))
+    assert all(applied == n for applied, n in stored)
+    assert stored[0][1] < 4 * 64 / 4 and stored[-1][1] == 4 * 64  # few transitions early, all of them late
+    assert learned.op_probabilities["Brightness"] > 0.5
+
+
+def test_warmup_clock_runs_frozen_and_resumes_from_a_state_dict():
+    config = AugNetConfig(warmup=1.0, learn=False)
+    policy = AugNetPolicy(SPACE, 10, total_steps=100, config=config, generator=torch.Generator().manual_seed(0))
+    for _ in range(50):
+        policy.sample(8)
+    assert policy.augmented_share == pytest.approx(0.5)  # a frozen AugNet never observes, the clock still runs
+    resumed = AugNetPolicy(SPACE, 10, total_steps=100, config=config)
+    resumed.load_state_dict(policy.state_dict())
+    assert resumed.augmented_share == pytest.approx(0.5)
+    with pytest.raises(ConfigError, match="warmup"):
+        AugNetConfig(warmup=1.5)

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--augnet-probe-chunk", type=int, default=None, metavar="N",
                     help="probe samples per probe forward; the probe's chunks take turns "
                          f"(default {AUGNET_DEFAULTS.probe_chunk or 'the whole probe'}; see docs/augnet.md)")
+    tr.add_argument("--augnet-warmup", type=float, default=None, metavar="FRACTION",
+                    help="curriculum: the share of samples AugNet augments rises from 0 to 1 over this fraction "
+                         f"of training (default {AUGNET_DEFAULTS.warmup}; see docs/augnet.md)")
     tr.add_argument("--augnet-per-sample", action="store_true",
                     help="AugNet decides per sample from each sample's last loss (docs/augnet.md)")
     tr.add_argument("--augnet-narrow", action="store_true",
@@ -152,7 +155,8 @@ def _train(args: argparse.Namespace) -> int:
 def _augnet_options(args: argparse.Namespace) -> dict:
     """AugNetConfig fields the command line set; the rest keep AugNetConfig's defaults."""
     given = {"lr": args.augnet_lr, "reward": args.reward, "probe_every": args.augnet_probe_every,
-             "probe_size": args.augnet_probe_size, "probe_chunk": args.augnet_probe_chunk}
+             "probe_size": args.augnet_probe_size, "probe_chunk": args.augnet_probe_chunk,
+             "warmup": args.augnet_warmup}
     options = {k: v for k, v in given.items() if v is not None}
     return options | {"learn": not args.frozen_augnet, "per_sample": args.augnet_per_sample,
                       "wide": not args.augnet_narrow,

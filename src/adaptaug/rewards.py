@@ -6,6 +6,9 @@
   op and magnitude get their own credit, and it costs O(B x C x d).
 - ``cosine`` (default): alignment divided by the sample's gradient norm, so credit goes to direction, not
   size. Chosen over ``alignment`` on validation accuracy (CIFAR-10 subset, docs/augnet.md).
+- ``paired``: cosine minus the cosine of the same sample without AugNet's op (its clean input, eval mode):
+  the clean term is a per-sample baseline that does not depend on the action, so what the sample's class and
+  content put into its cosine cancels. Costs a clean forward per step.
 - ``val-drop``: the drop of the probe loss across the round (the seed's idea); one number per round, noisy.
 - ``adversarial``: augmented minus clean loss per sample, squashed with tanh (Zhang et al., Adversarial
   AutoAugment, ICLR 2020); pushes towards harder samples.
@@ -44,6 +47,7 @@ class StepRecord:
     clean_sample_of_row: torch.Tensor | None = None
     sample_ids: torch.Tensor | None = None  # (B,) positions in the training split, host (per-sample AugNet)
     states: torch.Tensor | None = None  # (B, F) the state rows the plan was drawn from, host (per-sample AugNet)
+    applied: torch.Tensor | None = None  # (B,) bool, host: which samples got the op (None: all; see warmup)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from adaptaug.augment import AugPlan, apply_plan
+from adaptaug.augment import NO_OP, AugPlan, apply_plan
 from adaptaug.errors import ConfigError
 from adaptaug.feedback import SAMPLE_FEATURES, STATE_FEATURES, FeedbackTracker
 from adaptaug.ops.space import OpSpace
@@ -60,6 +60,10 @@ class AugNetConfig:
     # state, and every sample gets its own distribution (AdaAugment, MADAug); needs the samples' ids
     per_sample: bool = False
     drop_features: tuple[str, ...] = ()  # features held at 0 (ablations); names from STATE_FEATURES, SAMPLE_FEATURES
+    # curriculum (MADAug, PBA): the share of samples that get AugNet's op rises linearly from 0 to 1 over this
+    # fraction of the planned training steps (0: every sample from the start); the rest get the base
+    # augmentation only, and their draws teach AugNet nothing
+    warmup: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size",
@@ -83,6 +87,8 @@ class AugNetConfig:
         if self.reward == "val-drop" and self.probe_chunk is not None and self.probe_chunk < self.probe_size:
             raise ConfigError("the val-drop reward compares the whole probe's loss across each round: it needs "
                               f"probe_chunk >= probe_size, got {self.probe_chunk} < {self.probe_size}")
+        if not 0 <= self.warmup <= 1:
+            raise ConfigError(f"AugNet warmup must be a fraction of training in [0, 1], got {self.warmup}")
         if not 0 <= self.uniform_floor < 1:
             raise ConfigError(f"AugNet uniform_floor must be in [0, 1), got {self.uniform_floor}")
 
@@ -139,7 +145,8 @@ class AugNetPolicy(Policy):
         self.runtime_s = 0.0  # AugNet's own cost: sampling, feedback, probe, updates
         self._model: nn.Module | None = None
         self._pending: list[StepRecord] = []
-        self._last_actions: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._last_actions: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+        self._batches_drawn = 0  # the warmup's clock (a frozen AugNet observes nothing, so not the tracker's)
         self._buffer: dict[str, torch.Tensor] = {}
         self._baseline: tuple[float, float] | None = None  # running mean/var of round-level rewards
         self._probe_loss: float | None = None
@@ -230,11 +237,28 @@ class AugNetPolicy(Policy):
             bins = torch.multinomial(self._mag_probs[op_idx], 1, generator=g).squeeze(1)  # (B,)
         levels = (bins.float() + torch.rand(batch_size, generator=g)) / m  # uniform inside the bin
         signs = random_signs((batch_size,), g)
-        self._last_actions = (op_idx, bins)
-        plan = make_plan(self.space, op_idx[:, None], levels[:, None], signs[:, None],
+        applied = self._warmup_mask(batch_size)
+        self._last_actions = (op_idx, bins, applied)
+        plan_ops = op_idx if applied is None else torch.where(applied, op_idx, NO_OP)
+        plan = make_plan(self.space, plan_ops[:, None], levels[:, None], signs[:, None],
                          seed=draw_seed(g), wide=self.config.wide)
         self.runtime_s += time.perf_counter() - start
         return plan
+
+    @property
+    def augmented_share(self) -> float:
+        """The share of samples the warmup lets AugNet's op reach at the next batch (1 without warmup)."""
+        if self.config.warmup == 0:
+            return 1.0
+        return min(1.0, self._batches_drawn / (self.config.warmup * self.tracker.total_steps))
+
+    def _warmup_mask(self, batch_size: int) -> torch.Tensor | None:
+        """(B,) bool: which samples get AugNet's op during the warmup; None once (or if) every sample does."""
+        share = self.augmented_share
+        self._batches_drawn += 1
+        if share >= 1.0:
+            return None
+        return torch.rand(batch_size, generator=self.generator) < share
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Sample a plan for this batch and apply it (image convenience for custom loops)."""
@@ -255,10 +279,11 @@ class AugNetPolicy(Policy):
             self._last_actions = None
             return
         start = time.perf_counter()
-        op_idx, bins = self._last_actions
+        op_idx, bins, applied = self._last_actions
         self._last_actions = None
         features = self._features
-        record = StepRecord(op_idx=op_idx, bins=bins, sample_ids=self._last_ids, states=self._last_states)
+        record = StepRecord(op_idx=op_idx, bins=bins, sample_ids=self._last_ids, states=self._last_states,
+                            applied=applied)
         self._last_ids = self._last_states = None
         with torch.enable_grad():
             logits_d = logits.detach().requires_grad_(True)
@@ -384,8 +409,8 @@ class AugNetPolicy(Policy):
         (per-sample rewards: the batch mean is the baseline) or a running baseline (round-level rewards)."""
         if self.reward.per_sample:
             advantages = []
-            for r in raw:
-                r = r.detach().float().cpu()
+            for r, step in zip(raw, steps):
+                r = _applied(step, r.detach().float().cpu())
                 if not torch.isfinite(r).all():
                     raise FloatingPointError("AugNet's reward is NaN or inf; the primary model diverged")
                 std = r.std() if r.numel() > 1 else torch.tensor(0.0)
@@ -400,14 +425,17 @@ class AugNetPolicy(Policy):
         mean, var = self._baseline
         adv = (r - mean) / math.sqrt(var) if var > 0 else 0.0
         self._baseline = (mean + 0.1 * (r - mean), 0.9 * var + 0.1 * (r - mean) ** 2)
-        return torch.full((sum(s.op_idx.shape[0] for s in steps),), adv)
+        return torch.full((sum(_applied(s, s.op_idx).shape[0] for s in steps),), adv)
 
     def _store(self, steps: list[StepRecord], advantages: torch.Tensor) -> None:
-        n = sum(s.op_idx.shape[0] for s in steps)
+        n = advantages.shape[0]
+        if n == 0:  # early in the warmup no sample of the round got AugNet's op
+            return
         new = {
-            "state": torch.cat([s.states for s in steps]) if self.config.per_sample else self._state.expand(n, -1),
-            "op": torch.cat([s.op_idx.cpu() for s in steps]),
-            "bin": torch.cat([s.bins.cpu() for s in steps]),
+            "state": (torch.cat([_applied(s, s.states) for s in steps]) if self.config.per_sample
+                      else self._state.expand(n, -1)),
+            "op": torch.cat([_applied(s, s.op_idx.cpu()) for s in steps]),
+            "bin": torch.cat([_applied(s, s.bins.cpu()) for s in steps]),
             "advantage": advantages,
         }
         cap = self.config.buffer_size
@@ -416,6 +444,8 @@ class AugNetPolicy(Policy):
 
     def _update(self) -> None:
         buf, cfg = self._buffer, self.config
+        if not buf:
+            return
         n = buf["op"].shape[0]
         for _ in range(cfg.updates_per_round):
             idx = torch.randint(0, n, (min(cfg.minibatch, n),), generator=self.generator)
@@ -439,6 +469,8 @@ class AugNetPolicy(Policy):
                                  "probe_acc": probe_acc, "entropy": entropy}
         row.update({f"p_{n}": float(p) for n, p in zip(self.space.names, self._op_probs)})
         row.update({f"m_{n}": float(m) for n, m in zip(self.space.names, mean_levels)})
+        if self.config.warmup > 0:
+            row["augmented_share"] = self.augmented_share
         self.trace.append(row)
 
     # ----------------------------------------------------------------------------------------- state
@@ -450,7 +482,7 @@ class AugNetPolicy(Policy):
             probe_loss=self._probe_loss, rounds_done=self._rounds_done, probe_result=self._probe_result,
             chunk_results=dict(self._chunk_results), next_chunk=self._next_chunk,
             state=self._state, trace=list(self.trace), loss_memory=self._loss_memory,
-            runtime_s=self.runtime_s,
+            runtime_s=self.runtime_s, batches_drawn=self._batches_drawn,
             pending=[{k: v for k, v in vars(s).items()} for s in self._pending],
         )
         return state
@@ -470,6 +502,7 @@ class AugNetPolicy(Policy):
         self._next_chunk = int(state.get("next_chunk", 0))
         self.trace, self.runtime_s = list(state["trace"]), state["runtime_s"]
         self._loss_memory = state.get("loss_memory", torch.full((0,), math.nan))  # absent before per_sample
+        self._batches_drawn = int(state.get("batches_drawn", 0))  # absent before warmup, which then was 0
         self._pending = [StepRecord(**s) for s in state["pending"]]
         self._refresh_distribution()
 
@@ -484,6 +517,11 @@ class AugNetPolicy(Policy):
         c = self.config
         return (f"ops={len(self.space)}, reward={self.reward.name!r}, lr={c.lr}, update_every={c.update_every}, "
                 f"bins={c.num_bins}, learn={c.learn}" + (", per_sample=True" if c.per_sample else ""))
+
+
+def _applied(step: StepRecord, values: torch.Tensor) -> torch.Tensor:
+    """``values`` (B, ...) of the step's samples that got AugNet's op (all of them outside a warmup)."""
+    return values if step.applied is None else values[step.applied.to(values.device)]
 
 
 def _rows(grad_logits: torch.Tensor, features: torch.Tensor | None
