@@ -11,6 +11,7 @@ import adaptaug.train as train_mod
 from adaptaug.cli import main
 from adaptaug.compare import GridConfig, compare
 from adaptaug.errors import ConfigError
+from adaptaug.policies import AugNetConfig
 from adaptaug.report import welch_interval
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -68,7 +69,20 @@ def test_rerun_reuses_finished_runs(grid, monkeypatch):
     assert "| augnet | 2 |" in (grid / "report.md").read_text()
 
 
-def test_runs_made_before_an_augnet_field_existed_are_reused(grid, tmp_path):
+def _with_default(init, **defaults):
+    def patched(self, *args, **kwargs):
+        init(self, *args, **{**defaults, **kwargs})
+    return patched
+
+
+def test_every_augnet_field_says_what_its_absence_means():
+    from dataclasses import fields
+
+    from adaptaug.policies.augnet import ABSENT_FIELD_MEANS
+    assert set(ABSENT_FIELD_MEANS) == {f.name for f in fields(AugNetConfig)}
+
+
+def test_runs_made_before_an_augnet_field_existed_are_reused(grid, tmp_path, monkeypatch):
     import shutil
 
     from adaptaug.compare import is_finished, run_specs
@@ -88,6 +102,14 @@ def test_runs_made_before_an_augnet_field_existed_are_reused(grid, tmp_path):
     shutil.copy(config_path, wants_other.run_dir)
     with pytest.raises(ConfigError, match="per_sample"):
         is_finished(wants_other)
+    # a later change of AugNetConfig's default does not relabel it: the saved run keeps meaning per_sample=False
+    with monkeypatch.context() as m:
+        m.setattr(AugNetConfig, "__init__", _with_default(AugNetConfig.__init__, per_sample=True))
+        (changed_default,) = run_specs(GridConfig(task="digits", out=str(out), policies=("augnet",), seeds=1,
+                                                  epochs=2, limit=400))
+        assert changed_default.config.augnet.per_sample
+        with pytest.raises(ConfigError, match="per_sample"):
+            is_finished(changed_default)
     # another policy's run does not depend on AugNet's settings: reused whatever they were
     none_config = out / "runs" / "none-s0" / "config.json"
     saved = json.loads(none_config.read_text())

@@ -16,7 +16,7 @@ import re
 import shlex
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +24,7 @@ from typing import Any, Callable
 from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError
 from adaptaug.policies import POLICIES, AugNetConfig
+from adaptaug.policies.augnet import ABSENT_FIELD_MEANS
 from adaptaug.report import FIXED_POLICIES  # re-exported: the baselines AugNet is measured against
 
 METRICS = "metrics.json"
@@ -184,9 +185,9 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
     if ident["policy"] != "augnet":
         ident["augnet"] = None  # AugNet's settings change nothing in another policy's run
     elif isinstance(ident["augnet"], dict):
-        # AugNet fields added after a run was made take their defaults, which keep the behaviour it ran with;
+        # AugNet fields added after a run was made take the values that keep the behaviour it ran with;
         # JSON has lists where the dataclass has tuples
-        augnet = {**asdict(AugNetConfig()), **ident["augnet"]}
+        augnet = {**ABSENT_FIELD_MEANS, **ident["augnet"]}
         ident["augnet"] = {k: list(v) if isinstance(v, tuple) else v for k, v in augnet.items()}
     return ident
 

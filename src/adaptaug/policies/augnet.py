@@ -93,6 +93,18 @@ class AugNetConfig:
             raise ConfigError(f"AugNet uniform_floor must be in [0, 1), got {self.uniform_floor}")
 
 
+# What a saved run's config means when it lacks a field (it was made before the field existed): the value
+# that keeps the behaviour it ran with. ``compare`` reuses runs by comparing configs, so this is a literal and
+# not AugNetConfig's defaults: changing a default later must not relabel earlier runs. A new field adds its
+# entry here (a test checks that every field has one).
+ABSENT_FIELD_MEANS: dict[str, Any] = {
+    "lr": 0.01, "hidden": (64, 32), "num_bins": 10, "update_every": 4, "minibatch": 32, "updates_per_round": 1,
+    "buffer_size": 512, "entropy_coef": 0.01, "uniform_floor": 0.1, "probe_size": 256, "probe_every": 1,
+    "probe_chunk": None, "reward": "cosine", "wide": True, "learn": True, "per_sample": False,
+    "drop_features": (), "warmup": 0.0,
+}
+
+
 class AugNet(nn.Module):
     """MLP state -> (op logits (N, K), magnitude-bin logits (N, K, M)); heads start at zero (uniform)."""
 
