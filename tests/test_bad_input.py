@@ -156,10 +156,14 @@ def zero_probe_size(tmp):
     return ["--policy", "augnet", "--augnet-probe-size", "0"], "AugNet probe_size must be >= 1, got 0"
 
 
+def val_size_of_one_and_a_half(tmp):
+    return ["--val-size", "1.5"], "expected a fraction in (0, 1) or a count >= 1, got '1.5'"
+
+
 CASES = [missing_path, empty_folder, truncated_gzip_idx, truncated_idx, label_out_of_range, corrupt_image,
          wrong_image_size, empty_class_folder, unknown_test_class, empty_text, invalid_json_line,
          text_label_out_of_range, malformed_conll_line, invalid_tag, unknown_policy, unknown_task,
-         zero_batch_size, negative_lr, nan_lr, zero_probe_size]
+         zero_batch_size, negative_lr, nan_lr, zero_probe_size, val_size_of_one_and_a_half]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])

@@ -146,3 +146,18 @@ def test_readme_library_example_runs():
     assert len(policy.trace) == epochs * len(loader) // 4
     accuracy = (model(x_val).argmax(1) == y_val).float().mean()
     assert accuracy > 0.8
+
+
+def test_val_size_is_a_fraction_or_a_count_from_the_command_line(tmp_path):
+    from adaptaug.compare import GridConfig
+    from adaptaug.tasks import build_task
+
+    out = tmp_path / "run"
+    assert main(["train", "--policy", "none", "--epochs", "1", "--val-size", "300", "--out", str(out),
+                 "--no-progress", "--no-robustness"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["val_size"] == 300 and isinstance(config["val_size"], int)
+    assert build_task("digits", val_size=config["val_size"]).size("val") == 300
+    grid = GridConfig(task="digits", out="g", policies=("none",), train={"val_size": 0.25})
+    assert "--val-size 0.25" in grid.command()
+

@@ -27,6 +27,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _val_size(text: str) -> float | int:
+    """A fraction in (0, 1) or a count of samples (a whole number >= 1), as data's ``val_size`` takes them."""
+    try:
+        value: float | int = int(text) if text.strip().isdigit() else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1) or a count, got {text!r}") from None
+    if isinstance(value, float) and not 0 < value < 1 or isinstance(value, int) and value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1) or a count >= 1, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -63,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None, help="run directory (default: a new folder under runs/)")
     tr.add_argument("--patience", type=_positive_int, default=3)
     tr.add_argument("--limit", type=_positive_int, default=None, help="use a stratified subset of N train images")
+    tr.add_argument("--val-size", type=_val_size, default=0.1, metavar="F_OR_N",
+                    help="validation hold-out from the (limited) training set: a fraction or a count (default 0.1)")
     # AugNet's defaults live in AugNetConfig only (None here = its default)
     tr.add_argument("--reward", default=None, choices=list(REWARDS),
                     help=f"AugNet's reward (default {AUGNET_DEFAULTS.reward})")
@@ -102,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--epochs", type=_positive_int, default=None, help="upper bound per run (default 50)")
     co.add_argument("--jobs", type=_positive_int, default=1, help="runs at once, in processes (default 1)")
     co.add_argument("--limit", type=_positive_int, default=None, help="use a stratified subset of N train images")
+    co.add_argument("--val-size", type=_val_size, default=None, metavar="F_OR_N",
+                    help="validation hold-out per run, a fraction or a count (default 0.1)")
     co.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     co.add_argument("--out", required=True, help="grid folder: runs/, results.csv, report.md, *.png")
     co.add_argument("--no-progress", action="store_true", help="no per-run lines on stderr")
@@ -141,7 +156,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     config = TrainConfig(task=args.task, data=args.data, policy=args.policy, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
-                         patience=args.patience, limit=args.limit, robustness=not args.no_robustness,
+                         patience=args.patience, limit=args.limit, val_size=args.val_size, robustness=not args.no_robustness,
                          compile=args.compile, amp=args.amp, channels_last=args.channels_last,
                          augnet=AugNetConfig(**_augnet_options(args)))
     result = train(config, progress=not args.no_progress)
@@ -222,7 +237,8 @@ def _compare(args: argparse.Namespace) -> int:
     from adaptaug.compare import GridConfig, compare
 
     grid = GridConfig(task=args.task, out=args.out, policies=tuple(args.policies), seeds=args.seeds,
-                      epochs=args.epochs, data=args.data, jobs=args.jobs, limit=args.limit, device=args.device)
+                      epochs=args.epochs, data=args.data, jobs=args.jobs, limit=args.limit, device=args.device,
+                      train={} if args.val_size is None else {"val_size": args.val_size})
     say = None if args.no_progress else (lambda line: print(line, file=sys.stderr, flush=True))
     result = compare(grid, on_event=say)
     print(f"{result.ran} run(s) trained, {result.reused} reused, {result.failed} failed in {result.seconds:.1f}s; "

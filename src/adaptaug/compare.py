@@ -69,6 +69,8 @@ class GridConfig:
             parts += ["--epochs", str(self.epochs)]
         if self.limit is not None:
             parts += ["--limit", str(self.limit)]
+        if "val_size" in self.train:
+            parts += ["--val-size", str(self.train["val_size"])]
         if self.jobs != 1:
             parts += ["--jobs", str(self.jobs)]
         if self.device != "auto":

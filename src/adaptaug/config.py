@@ -21,7 +21,7 @@ class TrainConfig:
     device: str = "auto"  # auto = cuda when available, else cpu
     out: str | None = None  # run directory; None = a new folder under runs/
     patience: int = 3  # early stopping on validation loss, best weights restored (the seed's value)
-    val_size: float = 0.1  # share (or count, if >= 1) of the training set held out for validation
+    val_size: float | int = 0.1  # share (or count, if >= 1) of the training set held out for validation
     limit: int | None = None  # keep a stratified subset of this many training images (quick runs)
     robustness: bool = True  # eval_robust_* keys (attacks, corruptions) after the test evaluation
     # Speed knobs, off by default until measured to help (BENCHMARKS.md); evaluation always runs in float32.
