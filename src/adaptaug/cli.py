@@ -156,7 +156,8 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     config = TrainConfig(task=args.task, data=args.data, policy=args.policy, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
-                         patience=args.patience, limit=args.limit, val_size=args.val_size, robustness=not args.no_robustness,
+                         patience=args.patience, limit=args.limit, val_size=args.val_size,
+                         robustness=not args.no_robustness,
                          compile=args.compile, amp=args.amp, channels_last=args.channels_last,
                          augnet=AugNetConfig(**_augnet_options(args)))
     result = train(config, progress=not args.no_progress)

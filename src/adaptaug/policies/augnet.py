@@ -105,6 +105,11 @@ ABSENT_FIELD_MEANS: dict[str, Any] = {
 }
 
 
+# a last linear layer's rows: d loss / d logits (N, C), its input (N, d), each row's sample (N,) or None (one row
+# per sample)
+Rows = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
+
+
 class AugNet(nn.Module):
     """MLP state -> (op logits (N, K), magnitude-bin logits (N, K, M)); heads start at zero (uniform)."""
 
@@ -317,9 +322,8 @@ class AugNetPolicy(Policy):
                 with torch.no_grad():
                     record.clean_loss = self.loss_fn(self._model(*clean), clean_targets)
             if needs_clean_gradients:
-                _, _, grad, clean_features = self._eval_pass(clean, clean_targets, gradients=True)
-                record.clean_grad_logits, record.clean_features, record.clean_sample_of_row = _rows(
-                    grad, clean_features)
+                _, _, rows = self._eval_pass(clean, clean_targets, gradients=True)
+                record.clean_grad_logits, record.clean_features, record.clean_sample_of_row = rows
         self.tracker.add_batch(record.loss, self.accuracy_fn(logits.detach(), targets))
         self._pending.append(record)
         if len(self._pending) >= self.config.update_every:
@@ -347,16 +351,16 @@ class AugNetPolicy(Policy):
 
     def _run_probe(self, inputs: tuple, targets: torch.Tensor
                    ) -> tuple[float, float, torch.Tensor | None, torch.Tensor | None, int]:
-        logits, loss, grad, features = self._eval_pass(inputs, targets, self.reward.needs_gradients)
+        logits, loss, rows = self._eval_pass(inputs, targets, self.reward.needs_gradients)
         acc = self.accuracy_fn(logits, targets).float().mean()
-        if self.reward.needs_gradients:
-            grad, features, _ = _rows(grad, features)
+        grad, features = rows[:2] if rows is not None else (None, None)
         return float(loss.mean()), float(acc), grad, features, len(targets)
 
     def _eval_pass(self, inputs: tuple, targets: torch.Tensor, gradients: bool
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+                   ) -> tuple[torch.Tensor, torch.Tensor, Rows | None]:
         """The model in eval mode (no dropout: it measures the model, not the noise), without autograd through
-        it: logits, per-sample loss, d loss / d logits (when ``gradients``) and the last layer's input."""
+        it: logits, per-sample loss and, when ``gradients``, the last layer's rows as ``_rows`` gives them
+        (d loss / d logits, the layer's input, each row's sample)."""
         model = self._model
         was_training = model.training
         model.eval()
@@ -370,7 +374,7 @@ class AugNetPolicy(Policy):
             logits_d = logits.detach().requires_grad_(True)
             loss = self.loss_fn(logits_d, targets)
             grad = torch.autograd.grad(loss.sum(), logits_d)[0] if gradients else None
-        return logits, loss.detach(), grad, features
+        return logits, loss.detach(), _rows(grad, features) if gradients else None
 
     def _round(self) -> None:
         if self._probe_result is None or self._rounds_done % self.config.probe_every == 0:
@@ -536,8 +540,7 @@ def _applied(step: StepRecord, values: torch.Tensor) -> torch.Tensor:
     return values if step.applied is None else values[step.applied.to(values.device)]
 
 
-def _rows(grad_logits: torch.Tensor, features: torch.Tensor | None
-          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def _rows(grad_logits: torch.Tensor, features: torch.Tensor | None) -> Rows:
     """Flatten (B, C) / (B,) / (B, T, C) gradients and matching features to rows (N, C), (N, d)."""
     if features is None:
         raise ConfigError("no features were captured from the model's last linear layer")
