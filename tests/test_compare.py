@@ -185,6 +185,7 @@ def test_parallel_jobs_record_a_failure_and_finish_the_rest(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["compare", "--policies", "none,magic"], "unknown policy 'magic' in --policies"),
     (["compare", "--policies", "none", "--seeds", "0"], "expected a positive integer, got '0'"),
+    (["compare", "--policies", "none", "--first-seed", "-1"], "expected a non-negative integer, got '-1'"),
     (["compare", "--policies", "none,none"], "lists a policy twice"),
     (["preview", "--policy", "magic"], "invalid choice: 'magic'"),
 ])
@@ -238,6 +239,19 @@ def test_augnet_ablations_are_grid_entries(tmp_path):
                 "augnet[probe_chunk=0]", "augnet[narrow][narrow]"):
         with pytest.raises(ConfigError):
             parse_policies(f"none,{bad}")
+
+
+def test_first_seed_gives_fresh_seeds_and_names_them_in_the_command(tmp_path):
+    from adaptaug.compare import run_specs
+    grid = GridConfig(task="digits", out=str(tmp_path), seeds=2, first_seed=10, policies=("none", "augnet"))
+    specs = run_specs(grid)
+    assert [(s.policy, s.seed, s.run_dir.name) for s in specs] == [
+        ("none", 10, "none-s10"), ("none", 11, "none-s11"), ("augnet", 10, "augnet-s10"), ("augnet", 11, "augnet-s11")]
+    assert all(s.config.seed == s.seed for s in specs)
+    assert "--seeds 2 --first-seed 10" in grid.command()
+    assert "--first-seed" not in GridConfig(task="digits", out=str(tmp_path), seeds=2).command()
+    with pytest.raises(ConfigError, match="first_seed must be a non-negative integer"):
+        GridConfig(task="digits", out=str(tmp_path), first_seed=-3)
 
 
 def test_augnet_variants_chain_settings(tmp_path):

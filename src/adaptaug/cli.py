@@ -17,14 +17,22 @@ class _Parser(argparse.ArgumentParser):
         raise AdaptaugError(message)
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, minimum: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0, "a non-negative integer")
 
 
 def _val_size(text: str) -> float | int:
@@ -111,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--data", default=None, help="local data path, as for train")
     co.add_argument("--policies", type=_policy_list, default=list(POLICIES),
                     help=f"comma-separated (default: {','.join(POLICIES)}); AugNet variants: {VARIANT_SYNTAX}")
-    co.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 per policy (default 3)")
+    co.add_argument("--seeds", type=_positive_int, default=3, help="seeds per policy (default 3)")
+    co.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="S",
+                    help="the seeds are S..S+N-1 (default 0); fresh seeds replicate a finding made on others")
     co.add_argument("--epochs", type=_positive_int, default=None, help="upper bound per run (default 50)")
     co.add_argument("--jobs", type=_positive_int, default=1, help="runs at once, in processes (default 1)")
     co.add_argument("--limit", type=_positive_int, default=None, help="use a stratified subset of N train images")
@@ -238,7 +248,8 @@ def _compare(args: argparse.Namespace) -> int:
     from adaptaug.compare import GridConfig, compare
 
     grid = GridConfig(task=args.task, out=args.out, policies=tuple(args.policies), seeds=args.seeds,
-                      epochs=args.epochs, data=args.data, jobs=args.jobs, limit=args.limit, device=args.device,
+                      first_seed=args.first_seed, epochs=args.epochs, data=args.data, jobs=args.jobs,
+                      limit=args.limit, device=args.device,
                       train={} if args.val_size is None else {"val_size": args.val_size})
     say = None if args.no_progress else (lambda line: print(line, file=sys.stderr, flush=True))
     result = compare(grid, on_event=say)

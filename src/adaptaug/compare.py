@@ -38,7 +38,8 @@ class GridConfig:
     task: str
     out: str
     policies: tuple[str, ...] = POLICIES
-    seeds: int = 3  # seeds 0..seeds-1; report mean ± std over them
+    seeds: int = 3  # seeds first_seed..first_seed+seeds-1; report mean ± std over them
+    first_seed: int = 0  # > 0 adds fresh seeds to a grid, e.g. to replicate a finding on seeds it was not chosen on
     epochs: int | None = None  # None = TrainConfig's default (50, early stopping)
     data: str | None = None
     jobs: int = 1  # runs at once (processes); each gets max(1, cpu_count // jobs) torch threads
@@ -58,6 +59,8 @@ class GridConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.first_seed, int) or self.first_seed < 0:
+            raise ConfigError(f"first_seed must be a non-negative integer, got {self.first_seed!r}")
 
     def command(self) -> str:
         """The ``adaptaug compare`` command line that makes this grid."""
@@ -65,6 +68,8 @@ class GridConfig:
         if self.data:
             parts += ["--data", self.data]
         parts += ["--policies", ",".join(self.policies), "--seeds", str(self.seeds)]
+        if self.first_seed:
+            parts += ["--first-seed", str(self.first_seed)]
         if self.epochs is not None:
             parts += ["--epochs", str(self.epochs)]
         if self.limit is not None:
@@ -170,7 +175,7 @@ def run_specs(grid: GridConfig) -> list[RunSpec]:
     specs = []
     for policy in grid.policies:
         overrides = augnet_variant(policy)
-        for seed in range(grid.seeds):
+        for seed in range(grid.first_seed, grid.first_seed + grid.seeds):
             run_dir = Path(grid.out) / "runs" / f"{slug(policy)}-s{seed}"
             kwargs: dict[str, Any] = dict(task=grid.task, data=grid.data, policy=policy, seed=seed,
                                           limit=grid.limit, device=grid.device, out=str(run_dir), **grid.train)
