@@ -1,8 +1,8 @@
 """`adaptaug compare` and `adaptaug preview`: the grid, reuse of finished runs, failures, report, plots."""
 import csv
 import json
-from pathlib import Path
 import math
+from pathlib import Path
 
 import pytest
 
@@ -274,20 +274,33 @@ def test_augnet_variants_chain_settings(tmp_path):
 def test_report_compares_augnet_with_trivialaugment_and_randaugment():
     from adaptaug.report import render_report
 
-    def row(policy, seed, acc, pgd, seconds):
+    def row(policy, seed, acc, pgd, seconds, model_seconds):
         return {"policy": policy, "seed": seed, "status": "done", "eval_accuracy": acc, "eval_f1": acc,
                 "eval_loss": 1.0, "eval_robust_pgd_eps2_accuracy": pgd, "eval_robust_pgd_eps8_accuracy": pgd / 2,
-                "train_runtime": seconds}
+                "train_runtime": seconds, "model_runtime": model_seconds}
 
-    rows = [row("trivialaugment", 0, 0.50, 0.30, 10.0), row("trivialaugment", 1, 0.52, 0.32, 10.0),
-            row("augnet", 0, 0.60, 0.35, 10.4), row("augnet", 1, 0.64, 0.33, 10.6)]
+    # augnet's runs met a quieter machine (model step 4 s, not 5 s): per model-step second it costs 1.31x
+    rows = [row("trivialaugment", 0, 0.50, 0.30, 10.0, 5.0), row("trivialaugment", 1, 0.52, 0.32, 10.0, 5.0),
+            row("augnet", 0, 0.60, 0.35, 10.4, 4.0), row("augnet", 1, 0.64, 0.33, 10.6, 4.0)]
     report = render_report(rows, command="c", task="t", policies=["trivialaugment", "augnet"], plots=[],
                            plot_note="")
     section = report.split("## AugNet against TrivialAugment and RandAugment")[1].split("\n## ")[0]
     line = next(x for x in section.splitlines() if x.startswith("| augnet | trivialaugment |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
     diff, lo, hi = welch_interval([0.60, 0.64], [0.50, 0.52])
-    assert f"{100 * diff:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]" in line  # test accuracy: +11.00
-    assert "+3.00" in line and "1.05x" in line  # PGD 2/255 (the smaller eps), time 10.5 / 10.0
+    assert cells[2] == f"{100 * diff:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]"  # test accuracy: +11.00
+    # paired by seed: differences 10 and 12 points, t(0.975, 1 df) = 12.706, sd 1.414 / sqrt(2) -> +-12.71
+    assert cells[3] == "+11.00 [-1.71, +23.71]"
+    assert cells[4].startswith("+3.00")  # PGD 2/255 (the smaller eps)
+    assert cells[5:] == ["1.05x", "1.31x"]  # seconds 10.5 / 10.0; per model-step s (2.625 / 2.0)
     assert "randaugment" not in section  # no such runs: no row
     no_baseline = render_report(rows[2:], command="c", task="t", policies=["augnet"], plots=[], plot_note="")
     assert "## AugNet against" not in no_baseline
+
+
+def test_paired_interval_uses_only_the_seeds_both_sides_ran():
+    from adaptaug.report import paired_interval
+    diff, lo, hi, n = paired_interval({0: 0.6, 1: 0.7, 7: 0.9}, {0: 0.5, 1: 0.5, 3: 0.1})
+    assert n == 2 and diff == pytest.approx(0.15) and lo < 0.15 < hi  # seeds 7 and 3 have no partner
+    diff, lo, hi, n = paired_interval({0: 0.6}, {0: 0.5, 1: 0.5})
+    assert n == 1 and diff == pytest.approx(0.1) and math.isnan(lo) and math.isnan(hi)

@@ -73,6 +73,20 @@ def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) 
     return diff, diff - half, diff + half
 
 
+def paired_interval(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean of a[seed] - b[seed] over the seeds both have, its t interval (n - 1 degrees of freedom) and n.
+    Pairing fits runs whose seed also picks the data (a ``--limit`` subset, the validation split): the
+    seed-to-seed spread they share drops out. nan bounds below two common seeds."""
+    from scipy import stats
+
+    diffs = [a[s] - b[s] for s in sorted(a.keys() & b.keys())]
+    mean, std = mean_std(diffs)
+    if len(diffs) < 2:
+        return mean, float("nan"), float("nan"), len(diffs)
+    half = float(stats.t.ppf(0.5 + level / 2, len(diffs) - 1)) * std / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half, len(diffs)
+
+
 # --------------------------------------------------------------------------------------------- formatting
 def _is_rate(key: str) -> bool:
     return key.endswith(("_accuracy", "_f1"))
@@ -260,10 +274,30 @@ def _difference_section(by_policy: dict[str, list[dict[str, Any]]], policies: Se
     return lines + _table(["policy"] + [f"Δ {label}" for _, label in keys], body) + [""]
 
 
+def _by_seed(rows: Sequence[dict[str, Any]], key: str) -> dict[int, float]:
+    return {int(r["seed"]): v for r in rows for v in _floats([r], key) if str(r.get("seed", "")).isdigit()}
+
+
+def _paired_cell(rows: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]], key: str) -> str:
+    diff, lo, hi, n = paired_interval(_by_seed(rows, key), _by_seed(reference, key))
+    if math.isnan(lo):
+        return "n/a (needs ≥ 2 common seeds)"
+    return f"{100 * diff:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+
+
+def _step_normalised_time(rows: Sequence[dict[str, Any]]) -> float:
+    """Mean over runs of training time / model-step time. Runs that share the machine with others slow down
+    together, so this ratio, unlike seconds, compares runs made under different loads (same model, same steps)."""
+    ratios = [t / m for r in rows for t, m in zip(_floats([r], "train_runtime"), _floats([r], "model_runtime"))
+              if m > 0]
+    return mean_std(ratios)[0] if ratios else float("nan")
+
+
 def _augnet_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequence[str],
                     adv: Sequence[tuple[str, str, str]]) -> list[str]:
     """AugNet against TrivialAugment and RandAugment, the quality issue's targets: test accuracy and the
-    weakest PGD (eps 2/255 on images) with 95% Welch intervals, and training time as a ratio of means."""
+    weakest PGD (eps 2/255 on images) with 95% Welch intervals, test accuracy paired by seed, and training time
+    as a ratio of means, in seconds and per second of model step."""
     learned = [p for p in policies if p.startswith("augnet") and by_policy.get(p)]
     baselines = [b for b in ("trivialaugment", "randaugment") if by_policy.get(b)]
     if not learned or not baselines:
@@ -273,16 +307,26 @@ def _augnet_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequen
     lines = ["## AugNet against TrivialAugment and RandAugment", "",
              "The quality issue's targets: AugNet's mean test accuracy above each baseline's with the 95% Welch "
              "interval of the difference above zero, robust accuracy no worse, and training time within 1.05x of "
-             "TrivialAugment's. Differences in percentage points (AugNet minus baseline); time as the ratio of "
-             "mean training times.", ""]
+             "TrivialAugment's. Differences in percentage points (AugNet minus baseline); \"paired\" is the mean "
+             "of per-seed differences with its t interval (a seed also picks the data subset and validation "
+             "split, so the pairing removes that shared spread). Time as the ratio of mean training times, in "
+             "seconds (sensitive to how loaded the machine was during each run) and per second of model step "
+             "(each run's training time over its own model-step time: robust to load; quiet-machine costs are "
+             "in BENCHMARKS.md).", ""]
     body = []
     for p in learned:
         for b in baselines:
-            cells = [p, b] + [_difference_cell(by_policy[p], by_policy[b], k) for k, _ in keys]
+            cells = [p, b] + [_difference_cell(by_policy[p], by_policy[b], k) for k, _ in keys[:1]]
+            cells.append(_paired_cell(by_policy[p], by_policy[b], "eval_accuracy"))
+            cells += [_difference_cell(by_policy[p], by_policy[b], k) for k, _ in keys[1:]]
             times = [mean_std(_floats(by_policy[x], "train_runtime"))[0] for x in (p, b)]
             cells.append(f"{times[0] / times[1]:.2f}x" if times[1] > 0 else "n/a")
+            per_step = [_step_normalised_time(by_policy[x]) for x in (p, b)]
+            finite = all(math.isfinite(t) for t in per_step) and per_step[1] > 0
+            cells.append(f"{per_step[0] / per_step[1]:.2f}x" if finite else "n/a")
             body.append(cells)
-    return lines + _table(["policy", "baseline"] + [f"Δ {label}" for _, label in keys] + ["train time"], body) + [""]
+    header = ["policy", "baseline", "Δ test acc", "Δ test acc (paired)"] + [f"Δ {label}" for _, label in keys[1:]]
+    return lines + _table(header + ["train time", "train time per model-step s"], body) + [""]
 
 
 # --------------------------------------------------------------------------------------------- plots
