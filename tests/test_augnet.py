@@ -1,4 +1,6 @@
 """AugNet learns from its reward: rigged rewards, a constant reward, and a label-destroying op on MNIST."""
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -394,6 +396,63 @@ def test_warmup_raises_the_augmented_share_and_learns_only_from_augmented_sample
     assert all(applied == n for applied, n in stored)
     assert stored[0][1] < 4 * 64 / 4 and stored[-1][1] == 4 * 64  # few transitions early, all of them late
     assert learned.op_probabilities["Brightness"] > 0.5
+
+
+class _Noise:
+    """A per-sample reward of pure N(0, 1) noise: nothing to learn."""
+    name, per_sample, needs_gradients, needs_clean_loss = "noise", True, False, False
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, data: RoundData) -> list[torch.Tensor]:
+        return [torch.randn(s.op_idx.shape[0], generator=self.generator) for s in data.steps]
+
+
+def _final_entropy(policy) -> float:
+    probs = torch.tensor(list(policy.op_probabilities.values()))
+    return float(-(probs * probs.log()).sum() / math.log(len(probs)))
+
+
+def test_warmup_steps_wait_for_fresh_transitions_and_do_not_drift_on_noise():
+    """Early in a warmup a round stores a few transitions. The old rule stepped every round on the whole buffer,
+    replaying them, and collapsed on pure noise in every seed (entropy at the 0.23 floor within 100 rounds);
+    fresh updates step once a minibatch of new transitions is in, on the two latest steps' transitions."""
+    fresh_seen = []
+
+    def watch(p):
+        p.config.warmup = 1.0
+        original = p.optimizer.step
+
+        def step(*args, **kwargs):
+            fresh_seen.append(p._previous_fresh)  # what this step waited for (set just before it runs)
+            return original(*args, **kwargs)
+        p.optimizer.step = step
+
+    entropies = {}
+    for fresh in (True, False):
+        entropies[fresh] = []
+        for seed in range(3):
+            fresh_seen.clear()
+            policy = _run_policy(_Noise(seed), rounds=100, total_rounds=800, seed=seed,
+                                 on_policy=lambda p: (setattr(p.config, "fresh_updates", fresh), watch(p)))
+            entropies[fresh].append(_final_entropy(policy))
+            if fresh:
+                assert fresh_seen and min(fresh_seen) >= policy.config.minibatch
+                assert len(fresh_seen) < 60  # 100 rounds of a share under 1/8: far fewer steps than rounds
+    assert max(entropies[False]) < 0.3, entropies  # stale: collapsed on noise
+    assert min(entropies[True]) > 0.5, entropies  # fresh: still spread out
+
+
+def test_without_a_warmup_fresh_updates_change_nothing():
+    traces = []
+    for fresh in (True, False):
+        # minibatch 300 > a round's 256 transitions: were the rule on, steps would wait for a second round
+        policy = _run_policy(PaysFor(SPACE.index("Brightness")), rounds=12,
+                             on_policy=lambda p: (setattr(p.config, "fresh_updates", fresh),
+                                                  setattr(p.config, "minibatch", 300)))
+        traces.append([(row["p_Brightness"], row["entropy"]) for row in policy.trace])
+    assert traces[0] == traces[1]
 
 
 def test_warmup_clock_runs_frozen_and_resumes_from_a_state_dict():

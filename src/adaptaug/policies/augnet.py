@@ -64,6 +64,13 @@ class AugNetConfig:
     # fraction of the planned training steps (0: every sample from the start); the rest get the base
     # augmentation only, and their draws teach AugNet nothing
     warmup: float = 0.0
+    # with a warmup: a policy-gradient step waits until the rounds since the last one stored at least a minibatch
+    # of fresh transitions, and draws from those and the previous step's only. Each Adam step moves the policy
+    # about lr whatever the evidence (advantages are standardised), so steps on the trickle of transitions early
+    # in a warmup, replayed round after round, drifted on noise: AugNet collapsed onto an arbitrary op within
+    # 5-15% of training (CIFAR subset, 10 of 10 runs). Without a warmup nothing changes (a round stores 256
+    # transitions; whether the rule would help there too is untested). False: the old rule (augnet[stale])
+    fresh_updates: bool = True
 
     def __post_init__(self) -> None:
         for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size",
@@ -101,7 +108,7 @@ ABSENT_FIELD_MEANS: dict[str, Any] = {
     "lr": 0.01, "hidden": (64, 32), "num_bins": 10, "update_every": 4, "minibatch": 32, "updates_per_round": 1,
     "buffer_size": 512, "entropy_coef": 0.01, "uniform_floor": 0.1, "probe_size": 256, "probe_every": 1,
     "probe_chunk": None, "reward": "cosine", "wide": True, "learn": True, "per_sample": False,
-    "drop_features": (), "warmup": 0.0,
+    "drop_features": (), "warmup": 0.0, "fresh_updates": False,
 }
 
 
@@ -165,6 +172,8 @@ class AugNetPolicy(Policy):
         self._last_actions: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self._batches_drawn = 0  # the warmup's clock (a frozen AugNet observes nothing, so not the tracker's)
         self._buffer: dict[str, torch.Tensor] = {}
+        self._fresh = 0  # transitions stored since the last policy-gradient step
+        self._previous_fresh = 0  # those that the last step waited for
         self._baseline: tuple[float, float] | None = None  # running mean/var of round-level rewards
         self._probe_loss: float | None = None
         self._probe_result: tuple[float, float, torch.Tensor | None, torch.Tensor | None] | None = None
@@ -455,16 +464,25 @@ class AugNetPolicy(Policy):
             "advantage": advantages,
         }
         cap = self.config.buffer_size
+        self._fresh += n
         self._buffer = {k: torch.cat([self._buffer[k], v])[-cap:] if self._buffer else v[-cap:]
                         for k, v in new.items()}
 
     def _update(self) -> None:
         buf, cfg = self._buffer, self.config
-        if not buf:
+        n = buf["op"].shape[0] if buf else 0
+        window = n  # the minibatch is drawn from the newest `window` transitions
+        if cfg.fresh_updates and cfg.warmup > 0:
+            if n == 0 or self._fresh < min(cfg.minibatch, cfg.buffer_size):
+                return
+            # this step's fresh transitions and the previous step's: the two rounds the buffer holds by design
+            # (a whole round stores 4 x 64 = 256), however few transitions a round stores
+            window = min(n, self._fresh + self._previous_fresh)
+            self._fresh, self._previous_fresh = 0, self._fresh
+        elif n == 0:
             return
-        n = buf["op"].shape[0]
         for _ in range(cfg.updates_per_round):
-            idx = torch.randint(0, n, (min(cfg.minibatch, n),), generator=self.generator)
+            idx = (n - window) + torch.randint(0, window, (min(cfg.minibatch, window),), generator=self.generator)
             op_logits, mag_logits = self.net(buf["state"][idx])
             op_probs = self._with_floor(op_logits.softmax(-1))  # (N, K)
             ops = buf["op"][idx]
@@ -499,6 +517,7 @@ class AugNetPolicy(Policy):
             chunk_results=dict(self._chunk_results), next_chunk=self._next_chunk,
             state=self._state, trace=list(self.trace), loss_memory=self._loss_memory,
             runtime_s=self.runtime_s, batches_drawn=self._batches_drawn,
+            fresh=(self._fresh, self._previous_fresh),
             pending=[{k: v for k, v in vars(s).items()} for s in self._pending],
         )
         return state
@@ -519,6 +538,7 @@ class AugNetPolicy(Policy):
         self.trace, self.runtime_s = list(state["trace"]), state["runtime_s"]
         self._loss_memory = state.get("loss_memory", torch.full((0,), math.nan))  # absent before per_sample
         self._batches_drawn = int(state.get("batches_drawn", 0))  # absent before warmup, which then was 0
+        self._fresh, self._previous_fresh = map(int, state.get("fresh", (0, 0)))  # absent before fresh_updates
         self._pending = [StepRecord(**s) for s in state["pending"]]
         self._refresh_distribution()
 
