@@ -333,3 +333,22 @@ def test_paired_interval_uses_only_the_seeds_both_sides_ran():
     assert n == 2 and diff == pytest.approx(0.15) and lo < 0.15 < hi  # seeds 7 and 3 have no partner
     diff, lo, hi, n = paired_interval({0: 0.6}, {0: 0.5, 1: 0.5})
     assert n == 1 and diff == pytest.approx(0.1) and math.isnan(lo) and math.isnan(hi)
+
+
+def test_ner_reports_compare_entity_f1_not_token_accuracy():
+    from adaptaug.report import render_report
+
+    def row(policy, seed, token_acc, f1):
+        return {"policy": policy, "seed": seed, "status": "done", "eval_accuracy": token_acc, "eval_f1": f1,
+                "eval_precision": f1, "eval_loss": 0.2, "train_runtime": 10.0, "model_runtime": 5.0}
+
+    # token accuracy says augnet is worse, entity F1 (what NER is judged by) that it is better
+    rows = [row("trivialaugment", 0, 0.961, 0.77), row("trivialaugment", 1, 0.962, 0.78),
+            row("augnet", 0, 0.959, 0.79), row("augnet", 1, 0.960, 0.80)]
+    report = render_report(rows, command="c", task="conll2003", policies=["trivialaugment", "augnet"], plots=[],
+                           plot_note="")
+    assert "| token acc | entity F1 (micro) |" in report and "F1 (macro)" not in report
+    section = report.split("## AugNet against TrivialAugment and RandAugment")[1].split("\n## ")[0]
+    assert "| Δ entity F1 | Δ entity F1 (paired) |" in section
+    line = next(x for x in section.splitlines() if x.startswith("| augnet | trivialaugment |"))
+    assert line.split("|")[3].strip().startswith("+2.00 [")

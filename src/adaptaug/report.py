@@ -176,7 +176,10 @@ def render_report(rows: Sequence[dict[str, Any]], *, command: str, task: str, po
               f"seeds {', '.join(map(str, seeds))}; every figure is mean ± sample std over seeds", ""]
 
     lines += ["## Accuracy and robustness (test split; accuracies and F1 in %)", ""]
-    main = [("eval_accuracy", "test acc"), ("eval_f1", "F1 (macro)"), ("eval_loss", "loss")]
+    if _is_tagging(ok):
+        main = [("eval_accuracy", "token acc"), ("eval_f1", "entity F1 (micro)"), ("eval_loss", "loss")]
+    else:
+        main = [("eval_accuracy", "test acc"), ("eval_f1", "F1 (macro)"), ("eval_loss", "loss")]
     if any("best_val_accuracy" in r for r in ok):  # what to choose a policy by: validation, not test
         main = [("best_val_accuracy", "val acc (kept epoch)")] + main
     main += [(k, _attack_label(a, e)) for k, a, e in adv]
@@ -233,6 +236,19 @@ def render_report(rows: Sequence[dict[str, Any]], *, command: str, task: str, po
     return "\n".join(lines)
 
 
+def _is_tagging(rows: Iterable[dict[str, Any]]) -> bool:
+    """NER runs: their metrics carry entity precision (seqeval), and eval_accuracy is token accuracy."""
+    return any("eval_precision" in r for r in rows)
+
+
+def _headline(by_policy: dict[str, list[dict[str, Any]]]) -> tuple[str, str]:
+    """The metric policies are compared by: entity F1 for NER (token accuracy is ~96% whatever the policy),
+    test accuracy otherwise."""
+    if _is_tagging(r for rows in by_policy.values() for r in rows):
+        return "eval_f1", "entity F1"
+    return "eval_accuracy", "test acc"
+
+
 def _pgd_keys(adv: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     """The PGD attacks among ``adv`` (image or embedding), in order of eps."""
     return [t for t in adv if t[1] in ("pgd", "embpgd")]
@@ -254,14 +270,15 @@ def _difference_section(by_policy: dict[str, list[dict[str, Any]]], policies: Se
     fixed = [p for p in policies if p in FIXED_POLICIES and by_policy.get(p)]
     if not fixed:
         return lines + ["No fixed policy (none, standard, randaugment, trivialaugment) finished in this grid.", ""]
-    best = max(fixed, key=lambda p: mean_std(_floats(by_policy[p], "eval_accuracy"))[0])
-    keys = [("eval_accuracy", "test acc")]
+    headline = _headline(by_policy)
+    best = max(fixed, key=lambda p: mean_std(_floats(by_policy[p], headline[0]))[0])
+    keys = [headline]
     strongest = _pgd_keys(adv)[-1:]  # the largest-eps PGD: the hardest attack
     keys += [(k, _attack_label(a, e)) for k, a, e in strongest]
     keys += [("eval_robust_corruption_accuracy", "corruptions")] if any(
         "eval_robust_corruption_accuracy" in r for rs in by_policy.values() for r in rs) else []
-    lines += [f"Best fixed policy: **{best}** (highest mean test accuracy among the fixed policies in this grid). "
-              "It is chosen on the test split only to pick this comparison row: that choice is optimistic for the "
+    lines += [f"Best fixed policy: **{best}** (highest mean {headline[1]} on the test split among the fixed "
+              "policies in this grid). It is chosen on the test split only to pick this comparison row: that choice is optimistic for the "
               "baseline and is not a model selection. Differences in percentage points, policy minus "
               f"{best}, with a 95% Welch t interval over seeds (unequal variances).", ""]
     body = []
@@ -303,10 +320,10 @@ def _augnet_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequen
     if not learned or not baselines:
         return []
     pgd = _pgd_keys(adv)[:1]  # the smallest-eps PGD
-    keys = [("eval_accuracy", "test acc")] + [(k, _attack_label(a, e)) for k, a, e in pgd]
+    keys = [_headline(by_policy)] + [(k, _attack_label(a, e)) for k, a, e in pgd]
     lines = ["## AugNet against TrivialAugment and RandAugment", "",
-             "The quality issue's targets: AugNet's mean test accuracy above each baseline's with the 95% Welch "
-             "interval of the difference above zero, robust accuracy no worse, and training time within 1.05x of "
+             "The quality issue's targets (entity F1 stands for test accuracy on NER): AugNet's mean test accuracy "
+             "above each baseline's with the 95% Welch interval of the difference above zero, robust accuracy no worse, and training time within 1.05x of "
              "TrivialAugment's. Differences in percentage points (AugNet minus baseline); \"paired\" is the mean "
              "of per-seed differences with its t interval (a seed also picks the data subset and validation "
              "split, so the pairing removes that shared spread). Time as the ratio of mean training times, in "
@@ -317,7 +334,7 @@ def _augnet_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequen
     for p in learned:
         for b in baselines:
             cells = [p, b] + [_difference_cell(by_policy[p], by_policy[b], k) for k, _ in keys[:1]]
-            cells.append(_paired_cell(by_policy[p], by_policy[b], "eval_accuracy"))
+            cells.append(_paired_cell(by_policy[p], by_policy[b], keys[0][0]))
             cells += [_difference_cell(by_policy[p], by_policy[b], k) for k, _ in keys[1:]]
             times = [mean_std(_floats(by_policy[x], "train_runtime"))[0] for x in (p, b)]
             cells.append(f"{times[0] / times[1]:.2f}x" if times[1] > 0 else "n/a")
@@ -325,7 +342,8 @@ def _augnet_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequen
             finite = all(math.isfinite(t) for t in per_step) and per_step[1] > 0
             cells.append(f"{per_step[0] / per_step[1]:.2f}x" if finite else "n/a")
             body.append(cells)
-    header = ["policy", "baseline", "Δ test acc", "Δ test acc (paired)"] + [f"Δ {label}" for _, label in keys[1:]]
+    header = ["policy", "baseline", f"Δ {keys[0][1]}", f"Δ {keys[0][1]} (paired)"] + [
+        f"Δ {label}" for _, label in keys[1:]]
     return lines + _table(header + ["train time", "train time per model-step s"], body) + [""]
 
 
