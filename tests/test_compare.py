@@ -130,23 +130,25 @@ def test_fresh_updates_only_relabels_runs_with_a_warmup(grid, tmp_path):
     saved = json.loads(config_path.read_text())
     del saved["augnet"]["fresh_updates"]  # a run made before the field: the old rule, which only a warmup reads
     config_path.write_text(json.dumps(saved))
-    (spec,) = run_specs(GridConfig(task="digits", out=str(out), policies=("augnet",), seeds=1, epochs=2, limit=400))
-    assert spec.config.augnet.fresh_updates and is_finished(spec)  # no warmup: the same run either way
-    (warm,) = run_specs(GridConfig(task="digits", out=str(out), policies=("augnet[warmup=1]",), seeds=1, epochs=2,
-                                   limit=400))
-    warm.run_dir.mkdir(parents=True)
-    saved["augnet"]["warmup"] = 1.0
-    (warm.run_dir / "config.json").write_text(json.dumps(saved))
-    shutil.copy(out / "runs" / "augnet-s0" / "metrics.json", warm.run_dir)
-    with pytest.raises(ConfigError, match="fresh_updates"):
-        is_finished(warm)  # an old warmup run stepped on stale transitions: not what augnet[warmup=1] is now
-    (stale,) = run_specs(GridConfig(task="digits", out=str(out), policies=("augnet[warmup=1][stale]",), seeds=1,
-                                    epochs=2, limit=400))
-    assert stale.config.augnet.fresh_updates is False
-    stale.run_dir.mkdir(parents=True)
+    (fresh,) = run_specs(GridConfig(task="digits", out=str(out), policies=("augnet[fresh]",), seeds=1, epochs=2,
+                                    limit=400))
+    assert fresh.config.augnet.fresh_updates
+    fresh.run_dir.mkdir(parents=True)
     for name in ("config.json", "metrics.json"):
-        shutil.copy(warm.run_dir / name, stale.run_dir)
-    assert is_finished(stale)  # ... it is augnet[warmup=1][stale]
+        shutil.copy(out / "runs" / "augnet-s0" / name, fresh.run_dir)
+    assert is_finished(fresh)  # no warmup: the same run either way
+    saved["augnet"]["warmup"] = 1.0
+    for label, reused in (("augnet[warmup=1]", True), ("augnet[warmup=1][fresh]", False)):
+        (spec,) = run_specs(GridConfig(task="digits", out=str(out), policies=(label,), seeds=1, epochs=2,
+                                       limit=400))
+        spec.run_dir.mkdir(parents=True)
+        (spec.run_dir / "config.json").write_text(json.dumps(saved))
+        shutil.copy(out / "runs" / "augnet-s0" / "metrics.json", spec.run_dir)
+        if reused:
+            assert is_finished(spec)  # an old warmup run used the old rule, today's default
+        else:
+            with pytest.raises(ConfigError, match="fresh_updates"):
+                is_finished(spec)
 
 
 def test_runs_made_before_metrics_carried_validation_get_it_from_their_history(grid, tmp_path, monkeypatch):

@@ -67,10 +67,11 @@ class AugNetConfig:
     # with a warmup: a policy-gradient step waits until the rounds since the last one stored at least a minibatch
     # of fresh transitions, and draws from those and the previous step's only. Each Adam step moves the policy
     # about lr whatever the evidence (advantages are standardised), so steps on the trickle of transitions early
-    # in a warmup, replayed round after round, drifted on noise: AugNet collapsed onto an arbitrary op within
-    # 5-15% of training (CIFAR subset, 10 of 10 runs). Without a warmup nothing changes (a round stores 256
-    # transitions; whether the rule would help there too is untested). False: the old rule (augnet[stale])
-    fresh_updates: bool = True
+    # in a warmup, replayed round after round, drift: AugNet collapsed onto an arbitrary op within 5-15% of
+    # training (CIFAR subset, 10 of 10 runs), and on a pure-noise reward (tests). This rule delays the collapse
+    # (to 20-45%) but scored lower on validation (0.546 against 0.560, behind at 5 of 5 seeds;
+    # reports/warmup-fresh/), so it is an option (augnet[fresh]). Without a warmup it changes nothing
+    fresh_updates: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size",
