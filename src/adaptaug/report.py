@@ -278,9 +278,9 @@ def _difference_section(by_policy: dict[str, list[dict[str, Any]]], policies: Se
     keys += [("eval_robust_corruption_accuracy", "corruptions")] if any(
         "eval_robust_corruption_accuracy" in r for rs in by_policy.values() for r in rs) else []
     lines += [f"Best fixed policy: **{best}** (highest mean {headline[1]} on the test split among the fixed "
-              "policies in this grid). It is chosen on the test split only to pick this comparison row: that choice is optimistic for the "
-              "baseline and is not a model selection. Differences in percentage points, policy minus "
-              f"{best}, with a 95% Welch t interval over seeds (unequal variances).", ""]
+              "policies in this grid). It is chosen on the test split only to pick this comparison row: that "
+              "choice is optimistic for the baseline and is not a model selection. Differences in percentage "
+              f"points, policy minus {best}, with a 95% Welch t interval over seeds (unequal variances).", ""]
     body = []
     for p in policies:
         if p == best or not by_policy.get(p):
@@ -323,13 +323,13 @@ def _augnet_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequen
     keys = [_headline(by_policy)] + [(k, _attack_label(a, e)) for k, a, e in pgd]
     lines = ["## AugNet against TrivialAugment and RandAugment", "",
              "The quality issue's targets (entity F1 stands for test accuracy on NER): AugNet's mean test accuracy "
-             "above each baseline's with the 95% Welch interval of the difference above zero, robust accuracy no worse, and training time within 1.05x of "
-             "TrivialAugment's. Differences in percentage points (AugNet minus baseline); \"paired\" is the mean "
-             "of per-seed differences with its t interval (a seed also picks the data subset and validation "
-             "split, so the pairing removes that shared spread). Time as the ratio of mean training times, in "
-             "seconds (sensitive to how loaded the machine was during each run) and per second of model step "
-             "(each run's training time over its own model-step time: robust to load; quiet-machine costs are "
-             "in BENCHMARKS.md).", ""]
+             "above each baseline's with the 95% Welch interval of the difference above zero, robust accuracy no "
+             "worse, and training time within 1.05x of TrivialAugment's. Differences in percentage points "
+             "(AugNet minus baseline); \"paired\" is the mean of per-seed differences with its t interval (a "
+             "seed also picks the data subset and validation split, so the pairing removes that shared spread). "
+             "Time as the ratio of mean training times, in seconds (sensitive to how loaded the machine was "
+             "during each run) and per second of model step (each run's training time over its own model-step "
+             "time: robust to load; quiet-machine costs are in BENCHMARKS.md).", ""]
     body = []
     for p in learned:
         for b in baselines:
