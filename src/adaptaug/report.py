@@ -59,8 +59,6 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """mean(a) - mean(b) and its Welch t confidence interval (unequal variances); nan bounds when either
     side has fewer than two values. No spread at all gives the degenerate interval [diff, diff]."""
-    from scipy import stats  # comes with scikit-learn
-
     diff = mean_std(a)[0] - mean_std(b)[0]
     if len(a) < 2 or len(b) < 2:
         return diff, float("nan"), float("nan")
@@ -69,7 +67,7 @@ def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) 
     if se == 0:
         return diff, diff, diff
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))  # Welch-Satterthwaite
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    half = _t_half_width(se, df, level)
     return diff, diff - half, diff + half
 
 
@@ -77,14 +75,19 @@ def paired_interval(a: dict[int, float], b: dict[int, float], level: float = 0.9
     """Mean of a[seed] - b[seed] over the seeds both have, its t interval (n - 1 degrees of freedom) and n.
     Pairing fits runs whose seed also picks the data (a ``--limit`` subset, the validation split): the
     seed-to-seed spread they share drops out. nan bounds below two common seeds."""
-    from scipy import stats
-
     diffs = [a[s] - b[s] for s in sorted(a.keys() & b.keys())]
     mean, std = mean_std(diffs)
     if len(diffs) < 2:
         return mean, float("nan"), float("nan"), len(diffs)
-    half = float(stats.t.ppf(0.5 + level / 2, len(diffs) - 1)) * std / math.sqrt(len(diffs))
+    half = _t_half_width(std / math.sqrt(len(diffs)), len(diffs) - 1, level)
     return mean, mean - half, mean + half, len(diffs)
+
+
+def _t_half_width(se: float, df: float, level: float) -> float:
+    """Half the width of a two-sided t interval at ``level`` with standard error ``se``."""
+    from scipy import stats  # comes with scikit-learn
+
+    return float(stats.t.ppf(0.5 + level / 2, df)) * se
 
 
 # --------------------------------------------------------------------------------------------- formatting
@@ -260,8 +263,14 @@ def _difference_cell(rows: Sequence[dict[str, Any]], reference: Sequence[dict[st
     if not a or not b:
         return "n/a"
     diff, lo, hi = welch_interval(a, b)
-    ci = "n/a (needs ≥ 2 seeds)" if math.isnan(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
-    return f"{100 * diff:+.2f} {ci}"
+    if math.isnan(lo):
+        return f"{100 * diff:+.2f} n/a (needs ≥ 2 seeds)"
+    return _points_with_interval(diff, lo, hi)
+
+
+def _points_with_interval(diff: float, lo: float, hi: float) -> str:
+    """A difference of rates in percentage points with its interval: ``+1.20 [+0.10, +2.30]``."""
+    return f"{100 * diff:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]"
 
 
 def _difference_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequence[str],
@@ -299,7 +308,7 @@ def _paired_cell(rows: Sequence[dict[str, Any]], reference: Sequence[dict[str, A
     diff, lo, hi, n = paired_interval(_by_seed(rows, key), _by_seed(reference, key))
     if math.isnan(lo):
         return "n/a (needs ≥ 2 common seeds)"
-    return f"{100 * diff:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+    return _points_with_interval(diff, lo, hi)
 
 
 def _step_normalised_time(rows: Sequence[dict[str, Any]]) -> float:

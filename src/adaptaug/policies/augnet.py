@@ -471,17 +471,17 @@ class AugNetPolicy(Policy):
 
     def _update(self) -> None:
         buf, cfg = self._buffer, self.config
-        n = buf["op"].shape[0] if buf else 0
+        if not buf:
+            return
+        n = buf["op"].shape[0]
         window = n  # the minibatch is drawn from the newest `window` transitions
         if cfg.fresh_updates and cfg.warmup > 0:
-            if n == 0 or self._fresh < min(cfg.minibatch, cfg.buffer_size):
+            if self._fresh < min(cfg.minibatch, cfg.buffer_size):
                 return
             # this step's fresh transitions and the previous step's: the two rounds the buffer holds by design
             # (a whole round stores 4 x 64 = 256), however few transitions a round stores
             window = min(n, self._fresh + self._previous_fresh)
             self._fresh, self._previous_fresh = 0, self._fresh
-        elif n == 0:
-            return
         for _ in range(cfg.updates_per_round):
             idx = (n - window) + torch.randint(0, window, (min(cfg.minibatch, window),), generator=self.generator)
             op_logits, mag_logits = self.net(buf["state"][idx])
