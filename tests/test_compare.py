@@ -354,3 +354,30 @@ def test_ner_reports_compare_entity_f1_not_token_accuracy():
     assert "| Δ entity F1 | Δ entity F1 (paired) |" in section
     line = next(x for x in section.splitlines() if x.startswith("| augnet | trivialaugment |"))
     assert line.split("|")[3].strip().startswith("+2.00 [")
+
+
+def test_amp_is_part_of_a_runs_identity_and_channels_last_is_not(grid, tmp_path, capsys):
+    import shutil
+
+    from adaptaug.compare import is_finished, run_specs
+    out = tmp_path / "amp"
+    shutil.copytree(grid / "runs", out / "runs")
+    config_path = out / "runs" / "none-s0" / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["amp"]  # as a run written before amp existed: it ran in float32
+    config_path.write_text(json.dumps(saved))
+
+    def spec(**train):
+        (only,) = run_specs(GridConfig(task="digits", out=str(out), policies=("none",), seeds=1, epochs=2,
+                                       limit=400, train=train))
+        return only
+
+    assert is_finished(spec()) and is_finished(spec(channels_last=True))  # layout: rounding only, like device
+    with pytest.raises(ConfigError, match="amp='off'.*amp='bf16'"):
+        is_finished(spec(amp="bf16"))
+    # the command line passes both on to every run and names them in the report's command
+    assert main(["compare", *GRID, "--amp", "bf16", "--channels-last", "--out", str(out), "--no-progress"]) == 2
+    assert "amp='bf16'" in capsys.readouterr().err
+    command = GridConfig(task="digits", out=str(out), train={"amp": "bf16", "channels_last": True}).command()
+    assert "--amp bf16 --channels-last" in command
+    assert "--amp" not in GridConfig(task="digits", out=str(out)).command()

@@ -53,3 +53,27 @@ def test_compiled_augnet_after_a_compiled_run_of_the_same_model_still_sees_featu
     train(TrainConfig(**{**DIGITS, "policy": "none", "epochs": 1}, compile=True), progress=False, write=False)
     result = train(TrainConfig(**{**DIGITS, "epochs": 1}, compile=True), progress=False, write=False)
     assert result.metrics["augnet_runtime"] > 0
+
+
+def test_augnet_probe_runs_under_the_training_forwards_autocast() -> None:
+    # the probe is most of AugNet's cost; under --amp bf16 it must take the same fast path as the step
+    from torch import nn
+    from torch.nn import functional as F
+
+    from adaptaug.ops.space import OpSpace
+    from adaptaug.policies.augnet import AugNetPolicy
+
+    head = nn.Linear(16, 10)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), head)
+    seen: list[torch.dtype] = []
+    head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    probe_x, probe_y = torch.rand(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    for amp, expected in ((None, torch.float32), (torch.bfloat16, torch.bfloat16)):
+        policy = AugNetPolicy(OpSpace.of(["Identity", "Brightness"]), 10, total_steps=8,
+                              generator=torch.Generator().manual_seed(0))
+        policy.attach(net, lambda z, y: F.cross_entropy(z, y, reduction="none"), probe_x, probe_y, head=head,
+                      amp=amp)
+        seen.clear()
+        logits, loss, _ = policy._eval_pass((probe_x,), probe_y, gradients=True)
+        assert seen == [expected]
+        assert logits.dtype == torch.float32 and loss.dtype == torch.float32  # read in float32 either way

@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--val-size", type=_val_size, default=None, metavar="F_OR_N",
                     help="validation hold-out per run, a fraction or a count (default 0.1)")
     co.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    co.add_argument("--amp", default="off", choices=["off", "bf16"], help="every run's training forward, as train's")
+    co.add_argument("--channels-last", action="store_true", help="every run in NHWC, as train's (image tasks)")
     co.add_argument("--out", required=True, help="grid folder: runs/, results.csv, report.md, *.png")
     co.add_argument("--no-progress", action="store_true", help="no per-run lines on stderr")
 
@@ -250,12 +252,22 @@ def _compare(args: argparse.Namespace) -> int:
     grid = GridConfig(task=args.task, out=args.out, policies=tuple(args.policies), seeds=args.seeds,
                       first_seed=args.first_seed, epochs=args.epochs, data=args.data, jobs=args.jobs,
                       limit=args.limit, device=args.device,
-                      train={} if args.val_size is None else {"val_size": args.val_size})
+                      train=_compare_train_options(args))
     say = None if args.no_progress else (lambda line: print(line, file=sys.stderr, flush=True))
     result = compare(grid, on_event=say)
     print(f"{result.ran} run(s) trained, {result.reused} reused, {result.failed} failed in {result.seconds:.1f}s; "
           f"report: {result.out / 'report.md'}", file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _compare_train_options(args: argparse.Namespace) -> dict:
+    """TrainConfig fields that compare's command line set for every run (the rest keep their defaults)."""
+    options = {} if args.val_size is None else {"val_size": args.val_size}
+    if args.amp != "off":
+        options["amp"] = args.amp
+    if args.channels_last:
+        options["channels_last"] = True
+    return options
 
 
 def _preview(args: argparse.Namespace) -> int:

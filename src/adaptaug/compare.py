@@ -29,8 +29,10 @@ from adaptaug.report import FIXED_POLICIES  # re-exported: the baselines AugNet 
 
 METRICS = "metrics.json"
 # config fields that decide a run's numbers: a reused run must match them (out and device do not)
+# (channels_last, like device, changes float rounding only; amp changes the step's precision)
 _IDENTITY_FIELDS = ("task", "data", "policy", "seed", "epochs", "batch_size", "lr", "patience", "val_size",
-                    "limit", "robustness", "augnet")
+                    "limit", "robustness", "amp", "augnet")
+_ABSENT_IDENTITY = {"amp": "off"}  # identity fields added after some runs were made: what those runs used
 
 
 @dataclass
@@ -76,6 +78,10 @@ class GridConfig:
             parts += ["--limit", str(self.limit)]
         if "val_size" in self.train:
             parts += ["--val-size", str(self.train["val_size"])]
+        if self.train.get("amp", "off") != "off":
+            parts += ["--amp", self.train["amp"]]
+        if self.train.get("channels_last"):
+            parts += ["--channels-last"]
         if self.jobs != 1:
             parts += ["--jobs", str(self.jobs)]
         if self.device != "auto":
@@ -188,7 +194,7 @@ def run_specs(grid: GridConfig) -> list[RunSpec]:
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    ident = {k: config.get(k) for k in _IDENTITY_FIELDS}
+    ident = {k: config.get(k, _ABSENT_IDENTITY.get(k)) for k in _IDENTITY_FIELDS}
     if ident["policy"] != "augnet":
         ident["augnet"] = None  # AugNet's settings change nothing in another policy's run
     elif isinstance(ident["augnet"], dict):
@@ -212,7 +218,7 @@ def is_finished(spec: RunSpec) -> bool:
     except (OSError, ValueError):
         return True  # metrics without a readable config: trust the metrics, as a rerun would overwrite nothing
     want, have = _identity(spec.config.to_dict()), _identity(saved)
-    diff = [k for k in _IDENTITY_FIELDS if k in saved and want[k] != have[k]]
+    diff = [k for k in _IDENTITY_FIELDS if (k in saved or k in _ABSENT_IDENTITY) and want[k] != have[k]]
     if diff:
         k = diff[0]
         raise ConfigError(f"{spec.run_dir} was made with {k}={have[k]!r}, this grid asks for {k}={want[k]!r}; "

@@ -60,6 +60,13 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _channels_last(inputs: torch.Tensor | tuple) -> torch.Tensor | tuple:
+    """Image batches (4-D tensors) in channels_last; token ids and lengths as they are."""
+    if isinstance(inputs, tuple):
+        return tuple(_channels_last(x) for x in inputs)
+    return inputs.contiguous(memory_format=torch.channels_last) if inputs.dim() == 4 else inputs
+
+
 def default_run_dir(config: TrainConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     policy = config.policy.split(":", 1)[0]  # "replay:/path/to/run" -> "replay"
@@ -133,7 +140,10 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
                           "rank 0 observes; train it in one process")
     if policy.learns:
         probe_inputs, probe_targets = task.probe(config.augnet.probe_size, torch.Generator().manual_seed(config.seed + 3))
-        policy.attach(model, task.loss_fn, probe_inputs, probe_targets, accuracy_fn=task.accuracy_fn)
+        if config.channels_last:  # the probe forward in the layout of the training step's
+            probe_inputs = _channels_last(probe_inputs)
+        policy.attach(model, task.loss_fn, probe_inputs, probe_targets, accuracy_fn=task.accuracy_fn,
+                      amp=torch.bfloat16 if config.amp == "bf16" else None)
 
     run_dir = Path(config.out) if config.out else default_run_dir(config)
     if write and resume_from is None:
@@ -176,8 +186,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
             augmented, aug_targets = task.augment_batch(inputs, targets, plan)
             t2 = time.perf_counter()
             if config.channels_last:
-                augmented = tuple(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
-                                  for x in augmented)
+                augmented = _channels_last(augmented)
             with autocast:
                 logits = step_model(*augmented)
             logits = logits.float()  # loss, metrics and AugNet's feedback in float32

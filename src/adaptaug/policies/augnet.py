@@ -192,14 +192,17 @@ class AugNetPolicy(Policy):
     # ----------------------------------------------------------------------------------------- wiring
     def attach(self, model: nn.Module, loss_fn: LossFn, probe_inputs: torch.Tensor | tuple,
                probe_targets: torch.Tensor, head: nn.Module | None = None,
-               accuracy_fn: LossFn = default_accuracy) -> "AugNetPolicy":
+               accuracy_fn: LossFn = default_accuracy, amp: torch.dtype | None = None) -> "AugNetPolicy":
         """Connect the primary model. ``head`` is its last linear layer (default ``model.classifier``);
-        ``probe_*`` is a small held-out batch (validation data, never test), inputs as ``model(*inputs)``."""
+        ``probe_*`` is a small held-out batch (validation data, never test), inputs as ``model(*inputs)``,
+        already in the memory format the training step feeds. ``amp``: the autocast dtype of the training
+        forward (e.g. ``torch.bfloat16``), which AugNet's own forwards (probe, clean inputs) then use too;
+        logits are read in float32 either way."""
         head = head if head is not None else getattr(model, "classifier", None)
         if self.reward.needs_gradients and not isinstance(head, nn.Linear):
             raise ConfigError("AugNet's alignment reward needs the model's last nn.Linear: pass head=... "
                               "or give the model a `classifier` attribute")
-        self._model, self.loss_fn, self.accuracy_fn = model, loss_fn, accuracy_fn
+        self._model, self.loss_fn, self.accuracy_fn, self._amp = model, loss_fn, accuracy_fn, amp
         inputs = probe_inputs if isinstance(probe_inputs, tuple) else (probe_inputs,)
         n = min(self.config.probe_size, len(probe_targets))
         self._probe = (tuple(x[:n] for x in inputs), probe_targets[:n])
@@ -330,7 +333,7 @@ class AugNetPolicy(Policy):
             clean_targets = targets if clean_targets is None else clean_targets
             if self.reward.needs_clean_loss:
                 with torch.no_grad():
-                    record.clean_loss = self.loss_fn(self._model(*clean), clean_targets)
+                    record.clean_loss = self.loss_fn(self._forward(clean), clean_targets)
             if needs_clean_gradients:
                 _, _, rows = self._eval_pass(clean, clean_targets, gradients=True)
                 record.clean_grad_logits, record.clean_features, record.clean_sample_of_row = rows
@@ -376,7 +379,7 @@ class AugNetPolicy(Policy):
         model.eval()
         try:
             with torch.no_grad():
-                logits = model(*inputs)
+                logits = self._forward(inputs)
             features = self._features
         finally:
             model.train(was_training)
@@ -385,6 +388,12 @@ class AugNetPolicy(Policy):
             loss = self.loss_fn(logits_d, targets)
             grad = torch.autograd.grad(loss.sum(), logits_d)[0] if gradients else None
         return logits, loss.detach(), _rows(grad, features) if gradients else None
+
+    def _forward(self, inputs: tuple) -> torch.Tensor:
+        """The primary model's logits (float32) under the training forward's autocast, if any."""
+        device_type = inputs[0].device.type
+        with torch.autocast(device_type, dtype=self._amp or torch.bfloat16, enabled=self._amp is not None):
+            return self._model(*inputs).float()
 
     def _round(self) -> None:
         if self._probe_result is None or self._rounds_done % self.config.probe_every == 0:
