@@ -31,6 +31,8 @@ def main() -> None:
                         help="AugNet variants to time, comma-separated compare labels")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="default: adaptaug's (on for the CPU)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -41,14 +43,16 @@ def main() -> None:
             parser.error(f"--variants takes AugNet labels, got {label!r}")
         variants.append((label, "augnet", AugNetConfig(**(augnet_variant(label) or {}))))
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device "
-          f"{args.device}; torch {torch.__version__}; {task.size('train')} training images, 1 epoch; "
+          f"{args.device}; torch {torch.__version__}; {task.size('train')} training images, 1 epoch; channels_last "
+          f"{TrainConfig(channels_last=args.channels_last).channels_last_on(torch.device(args.device))}; "
           f"date {date.today()}\n")
     print("| policy | s / epoch (train) | vs trivialaugment | AugNet % |")
     print("|---|---:|---:|---:|")
     seconds: dict[str, float] = {}
     for label, policy, augnet in variants:
         config = TrainConfig(task="cifar10", data=args.data, policy=policy, epochs=1, limit=args.limit,
-                             device=args.device, patience=2, robustness=False, augnet=augnet)
+                             device=args.device, patience=2, robustness=False, augnet=augnet,
+                             channels_last=args.channels_last)
         m = train(config, task=task, progress=False, write=False).metrics
         seconds[label] = m["train_runtime"] - m["validation_runtime"]
         ratio = f"{seconds[label] / seconds['trivialaugment']:.2f}x" if "trivialaugment" in seconds else "—"

@@ -145,24 +145,26 @@ def main() -> None:
     parser.add_argument("--baseline-workers", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--amp", default="off", choices=["off", "bf16"])
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="default: adaptaug's (on for the CPU); the Pillow loop follows the same setting")
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     task = build_task("cifar10", args.data, seed=0, limit=args.limit)
+    channels_last = TrainConfig(channels_last=args.channels_last).channels_last_on(device)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device "
           f"{device}{' ' + torch.cuda.get_device_name() if device.type == 'cuda' else ''}; torch "
           f"{torch.__version__}; {task.size('train')} training images, {args.epochs} epoch(s); amp {args.amp}, "
-          f"channels_last {args.channels_last}, compile {args.compile}; date {date.today()}\n")
+          f"channels_last {channels_last}, compile {args.compile}; date {date.today()}\n")
     print("| policy | s / epoch (train) | ms / step | step vs none | AugNet % | eval_accuracy |")
     print("|---|---:|---:|---:|---:|---:|")
     per_epoch: dict[str, float] = {}
     for policy in args.policies.split(","):
         config = TrainConfig(task="cifar10", data=args.data, policy=policy, epochs=args.epochs, limit=args.limit,
                              device=str(device), patience=args.epochs + 1, robustness=False, amp=args.amp,
-                             channels_last=args.channels_last, compile=args.compile)
+                             channels_last=channels_last, compile=args.compile)
         result = train(config, task=task, progress=False, write=False)
         m = result.metrics
         seconds = (m["train_runtime"] - m["validation_runtime"]) / args.epochs
@@ -173,7 +175,7 @@ def main() -> None:
               f"{m['augnet_overhead_percent']:.1f} | {m['eval_accuracy']:.4f} |", flush=True)
     if not args.no_baseline:
         seconds, steps, kind = pillow_epoch_seconds(task, args.epochs, args.baseline_workers, device, args.amp,
-                                                     args.channels_last)
+                                                     channels_last)
         print(f"| DataLoader ({args.baseline_workers} workers) + {kind} + crop+flip | {seconds:.2f} | "
               f"{1000 * seconds / steps:.2f} | {seconds / per_epoch.get('none', math.nan):.2f}x | | |")
         print()

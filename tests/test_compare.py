@@ -381,3 +381,4 @@ def test_amp_is_part_of_a_runs_identity_and_channels_last_is_not(grid, tmp_path,
     command = GridConfig(task="digits", out=str(out), train={"amp": "bf16", "channels_last": True}).command()
     assert "--amp bf16 --channels-last" in command
     assert "--amp" not in GridConfig(task="digits", out=str(out)).command()
+    assert "--no-channels-last" in GridConfig(task="digits", out=str(out), train={"channels_last": False}).command()

@@ -129,6 +129,32 @@ def test_apply_plan_matches_per_sample_application() -> None:
     assert torch.equal(x, _images(b=b))  # the input is not modified
 
 
+def test_apply_plan_equals_op_by_op_gather_and_scatter_with_positional_ops() -> None:
+    # apply_plan reorders the batch so each group's samples are contiguous rows; every kernel must still see its
+    # samples in ascending order, so the positional ops draw the same positions as the plain reference below:
+    # per slot, each op in id order on the samples that chose it, one generator for the whole plan
+    from adaptaug.ops.space import OpSpace
+    from adaptaug.policies import RandAugment, StandardAugment
+
+    space = OpSpace.of(RANDAUGMENT_OPS + ("Cutout",))
+    g = _gen(11)
+    policy = RandAugment(space, n=3, m=9, generator=g, base=StandardAugment(generator=g))
+    for b in (1, 5, 64):
+        x = _images(b=b, seed=b)
+        plan = policy.sample(b)
+        out = apply_plan(x, plan)
+        expected, gen = x.clone(), _gen(plan.seed)
+        for s in range(plan.op_ids.shape[1]):
+            chosen = plan.op_ids[:, s]
+            for k in torch.unique(chosen).tolist():
+                if k == NO_OP or plan.ops[k] == "Identity":
+                    continue
+                idx = (chosen == k).nonzero().squeeze(1)
+                expected[idx] = get_op(plan.ops[k]).fn(expected[idx], plan.magnitudes[idx, s], gen)
+        assert torch.equal(out, expected), b
+        assert torch.equal(x, _images(b=b, seed=b))  # the input is not modified
+
+
 # ------------------------------------------------------------------------------------------------
 # Semantics
 

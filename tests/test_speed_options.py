@@ -1,6 +1,8 @@
 """--channels-last, --amp bf16 and --compile: the same training, numbers within rounding of the default."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ DIGITS = {"task": "digits", "policy": "augnet", "epochs": 2, "lr": 3e-3, "seed":
 
 @pytest.fixture(scope="module")
 def reference():
-    return train(TrainConfig(**DIGITS), progress=False, write=False).metrics
+    return train(TrainConfig(**DIGITS, channels_last=False), progress=False, write=False).metrics
 
 
 def test_channels_last_matches_the_default_layout(reference) -> None:
@@ -22,8 +24,21 @@ def test_channels_last_matches_the_default_layout(reference) -> None:
     assert abs(metrics["eval_accuracy"] - reference["eval_accuracy"]) <= 0.01
 
 
+def test_channels_last_is_on_by_default_on_the_cpu_only(tmp_path) -> None:
+    result = train(TrainConfig(**{**DIGITS, "epochs": 1}, out=str(tmp_path)), progress=False)
+    conv = [m for m in result.model.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # 32 -> 64 channels
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()  # really NHWC (a 1-channel kernel would be both)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["channels_last"] is None and saved["resolved_channels_last"] is True
+    assert not TrainConfig().channels_last_on(torch.device("cuda"))  # not measured alone on a GPU yet
+    assert not TrainConfig(channels_last=False).channels_last_on(torch.device("cpu"))
+    with pytest.raises(ConfigError, match="channels_last"):
+        TrainConfig(channels_last="yes")
+
+
 def test_bf16_autocast_trains_and_is_really_on(reference) -> None:
-    result = train(TrainConfig(**DIGITS, amp="bf16"), progress=False, write=False)
+    result = train(TrainConfig(**DIGITS, amp="bf16", channels_last=False), progress=False, write=False)
     assert result.metrics["eval_accuracy"] > 0.6  # learns (float32: ~0.7 after these 2 epochs)
     assert result.metrics["eval_loss"] != reference["eval_loss"]  # bf16 rounding changed the path
     assert all(p.dtype == torch.float32 for p in result.model.parameters())  # weights stay float32

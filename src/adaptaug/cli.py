@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-robustness", action="store_true", help="skip the eval_robust_* evaluation")
     tr.add_argument("--compile", action="store_true", help="torch.compile the training step's model")
     tr.add_argument("--amp", default="off", choices=["off", "bf16"], help="autocast the training forward")
-    tr.add_argument("--channels-last", action="store_true", help="NHWC weights and inputs (image models)")
+    tr.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                    help="NHWC weights and inputs for image models (default: on for the CPU, off on CUDA)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     co = sub.add_parser("compare", help="policies x seeds grid -> results.csv, report.md, plots")
@@ -129,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="validation hold-out per run, a fraction or a count (default 0.1)")
     co.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     co.add_argument("--amp", default="off", choices=["off", "bf16"], help="every run's training forward, as train's")
-    co.add_argument("--channels-last", action="store_true", help="every run in NHWC, as train's (image tasks)")
+    co.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                    help="every run's layout, as train's (default: on for the CPU, off on CUDA)")
     co.add_argument("--out", required=True, help="grid folder: runs/, results.csv, report.md, *.png")
     co.add_argument("--no-progress", action="store_true", help="no per-run lines on stderr")
 
@@ -265,8 +267,8 @@ def _compare_train_options(args: argparse.Namespace) -> dict:
     options = {} if args.val_size is None else {"val_size": args.val_size}
     if args.amp != "off":
         options["amp"] = args.amp
-    if args.channels_last:
-        options["channels_last"] = True
+    if args.channels_last is not None:
+        options["channels_last"] = args.channels_last
     return options
 
 

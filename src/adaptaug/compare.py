@@ -80,8 +80,8 @@ class GridConfig:
             parts += ["--val-size", str(self.train["val_size"])]
         if self.train.get("amp", "off") != "off":
             parts += ["--amp", self.train["amp"]]
-        if self.train.get("channels_last"):
-            parts += ["--channels-last"]
+        if self.train.get("channels_last") is not None:
+            parts += ["--channels-last" if self.train["channels_last"] else "--no-channels-last"]
         if self.jobs != 1:
             parts += ["--jobs", str(self.jobs)]
         if self.device != "auto":

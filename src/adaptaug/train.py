@@ -116,7 +116,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         task = build_task(config.task, config.data, val_size=config.val_size, seed=config.seed, limit=config.limit)
     task.to(device)
     model = task.build_model().to(device)  # the model itself: evaluation, AugNet's probe, checkpoints
-    if config.channels_last:
+    channels_last = config.channels_last_on(device)
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)  # 4-D conv weights only; others unchanged
     step_model = model  # what the training step calls: the model, wrapped for DDP and/or compiled
     if ctx.enabled:
@@ -140,7 +141,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
                           "rank 0 observes; train it in one process")
     if policy.learns:
         probe_inputs, probe_targets = task.probe(config.augnet.probe_size, torch.Generator().manual_seed(config.seed + 3))
-        if config.channels_last:  # the probe forward in the layout of the training step's
+        if channels_last:  # the probe forward in the layout of the training step's
             probe_inputs = _channels_last(probe_inputs)
         policy.attach(model, task.loss_fn, probe_inputs, probe_targets, accuracy_fn=task.accuracy_fn,
                       amp=torch.bfloat16 if config.amp == "bf16" else None)
@@ -149,7 +150,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
     if write and resume_from is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", {"version": __version__, **config.to_dict(), "resolved_device": str(device),
-                                             "world_size": ctx.world_size,
+                                             "resolved_channels_last": channels_last, "world_size": ctx.world_size,
                                              "task_info": task.describe(), "policy_repr": repr(policy)})
         task.save_assets(run_dir)  # class names / vocabulary / tags, for `adaptaug evaluate` (adaptaug.evaluate_run)
 
@@ -185,7 +186,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
             # NER ops move tags with the tokens, so the targets of the step are those augment_batch returns
             augmented, aug_targets = task.augment_batch(inputs, targets, plan)
             t2 = time.perf_counter()
-            if config.channels_last:
+            if channels_last:
                 augmented = _channels_last(augmented)
             with autocast:
                 logits = step_model(*augmented)
