@@ -36,14 +36,14 @@ def _digits_batches():
 
 
 def _run_policy(reward, rounds: int = 60, learn: bool = True, seed: int = 0, probe_every: int = 1,
-                on_policy=None, total_rounds: int | None = None, probe_chunk: int | None = None):
+                on_policy=None, total_rounds: int | None = None, probe_chunk: int | None = None, **fields):
     torch.manual_seed(seed)
     images, labels = _digits_batches()
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU())
     head = nn.Linear(32, 10)
     net = nn.Sequential(model, head)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    config = AugNetConfig(update_every=4, learn=learn, probe_every=probe_every, probe_chunk=probe_chunk)
+    config = AugNetConfig(update_every=4, learn=learn, probe_every=probe_every, probe_chunk=probe_chunk, **fields)
     policy = AugNetPolicy(SPACE, 10, total_steps=(total_rounds or rounds) * 4, config=config,
                           generator=torch.Generator().manual_seed(seed))
     policy.reward = reward
@@ -72,6 +72,43 @@ def test_rigged_reward_raises_that_ops_probability():
     assert len(policy.trace) == 60
     # the trace shows the rise, not only the end point
     assert policy.trace[-1]["p_Brightness"] > policy.trace[0]["p_Brightness"]
+
+
+class PaysForApplying:
+    """A rigged per-sample reward for the gate: 1 for samples that got AugNet's op (or, inverted, that did not)."""
+    name, per_sample, needs_gradients, needs_clean_loss = "rigged-gate", True, False, False
+
+    def __init__(self, applying: bool):
+        self.applying = applying
+
+    def __call__(self, data: RoundData) -> list[torch.Tensor]:
+        return [(s.applied == self.applying).float() for s in data.steps]
+
+
+@pytest.mark.parametrize("applying", [True, False])
+def test_gate_learns_whether_to_augment_and_leaves_the_ops_alone(applying):
+    policy = _run_policy(PaysForApplying(applying), rounds=60, gate=True)
+    share = policy.augmented_share
+    assert (share > 0.8) if applying else (share < 0.2), share  # starts at 0.5
+    assert [row["augmented_share"] for row in policy.trace][-1] == pytest.approx(share)
+    # among the augmented samples the reward is constant: no op is credited with what the gate earned
+    probs = torch.tensor(list(policy.op_probabilities.values()))
+    assert (probs - 1 / len(SPACE)).abs().max() < 0.03, probs
+    restored = AugNetPolicy(SPACE, 10, total_steps=240, config=policy.config)
+    restored.load_state_dict(policy.state_dict())
+    assert restored.augmented_share == pytest.approx(share)
+
+
+def test_gate_under_a_constant_reward_stays_near_half():
+    policy = _run_policy(PaysFor(None), rounds=60, gate=True)
+    assert abs(policy.augmented_share - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("fields,message", [({"warmup": 0.5}, "warmup"), ({"per_sample": True}, "per_sample"),
+                                            ({"reward": "val-drop"}, "val-drop")])
+def test_gate_refuses_what_it_does_not_combine_with(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        AugNetConfig(gate=True, **fields)
 
 
 def test_constant_reward_stays_near_uniform():

@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--augnet-warmup", type=float, default=None, metavar="FRACTION",
                     help="curriculum: the share of samples AugNet augments rises from 0 to 1 over this fraction "
                          f"of training (default {AUGNET_DEFAULTS.warmup}; see docs/augnet.md)")
+    tr.add_argument("--augnet-gate", action="store_true",
+                    help="AugNet also learns the share of samples that get its op (docs/augnet.md)")
     tr.add_argument("--augnet-per-sample", action="store_true",
                     help="AugNet decides per sample from each sample's last loss (docs/augnet.md)")
     tr.add_argument("--augnet-narrow", action="store_true",
@@ -188,7 +190,7 @@ def _augnet_options(args: argparse.Namespace) -> dict:
              "probe_size": args.augnet_probe_size, "probe_chunk": args.augnet_probe_chunk,
              "warmup": args.augnet_warmup}
     options = {k: v for k, v in given.items() if v is not None}
-    return options | {"learn": not args.frozen_augnet, "per_sample": args.augnet_per_sample,
+    return options | {"learn": not args.frozen_augnet, "per_sample": args.augnet_per_sample, "gate": args.augnet_gate,
                       "wide": not args.augnet_narrow,
                       "drop_features": tuple(args.augnet_without)}
 

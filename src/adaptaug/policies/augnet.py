@@ -72,6 +72,11 @@ class AugNetConfig:
     # (to 20-45%) but scored lower on validation (0.546 against 0.560, behind at 5 of 5 seeds;
     # reports/warmup-fresh/), so it is an option (augnet[fresh]). Without a warmup it changes nothing
     fresh_updates: bool = False
+    # a learned gate: AugNet also decides the share of samples that get its op (the rest get the base augmentation
+    # only), one Bernoulli per sample from a third head (starts at 0.5, kept within [floor/2, 1 - floor/2]),
+    # learnt by REINFORCE from the same per-sample reward standardised over all the batch's samples, so an op earns
+    # credit only where augmenting beats not augmenting. The amount of augmentation as an action, not a schedule
+    gate: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size",
@@ -99,6 +104,12 @@ class AugNetConfig:
             raise ConfigError(f"AugNet warmup must be a fraction of training in [0, 1], got {self.warmup}")
         if not 0 <= self.uniform_floor < 1:
             raise ConfigError(f"AugNet uniform_floor must be in [0, 1), got {self.uniform_floor}")
+        if self.gate and self.warmup > 0:
+            raise ConfigError("AugNet's gate and its warmup both set the share of augmented samples: use one")
+        if self.gate and self.per_sample:
+            raise ConfigError("AugNet's gate is one decision per round; it does not combine with per_sample")
+        if self.gate and self.reward == "val-drop":
+            raise ConfigError("AugNet's gate learns from per-sample rewards; the val-drop reward is one per round")
 
 
 # What a saved run's config means when it lacks a field (it was made before the field existed): the value
@@ -109,7 +120,7 @@ ABSENT_FIELD_MEANS: dict[str, Any] = {
     "lr": 0.01, "hidden": (64, 32), "num_bins": 10, "update_every": 4, "minibatch": 32, "updates_per_round": 1,
     "buffer_size": 512, "entropy_coef": 0.01, "uniform_floor": 0.1, "probe_size": 256, "probe_every": 1,
     "probe_chunk": None, "reward": "cosine", "wide": True, "learn": True, "per_sample": False,
-    "drop_features": (), "warmup": 0.0, "fresh_updates": False,
+    "drop_features": (), "warmup": 0.0, "fresh_updates": False, "gate": False,
 }
 
 
@@ -119,9 +130,11 @@ Rows = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
 
 
 class AugNet(nn.Module):
-    """MLP state -> (op logits (N, K), magnitude-bin logits (N, K, M)); heads start at zero (uniform)."""
+    """MLP state -> (op logits (N, K), magnitude-bin logits (N, K, M)); heads start at zero (uniform). With
+    ``gate``, a third head gives one logit (N,) for "apply the op at all" (``heads``)."""
 
-    def __init__(self, num_features: int, num_ops: int, num_bins: int, hidden: Sequence[int] = (64, 32)) -> None:
+    def __init__(self, num_features: int, num_ops: int, num_bins: int, hidden: Sequence[int] = (64, 32),
+                 gate: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = num_features
@@ -131,16 +144,23 @@ class AugNet(nn.Module):
         self.body = nn.Sequential(*layers)
         self.op_head = nn.Linear(width, num_ops)
         self.magnitude_head = nn.Linear(width, num_ops * num_bins)
-        for head in (self.op_head, self.magnitude_head):
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
+        self.gate_head = nn.Linear(width, 1) if gate else None  # absent otherwise: older checkpoints still load
+        for head in (self.op_head, self.magnitude_head, self.gate_head):
+            if head is not None:
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
         self.num_ops, self.num_bins = num_ops, num_bins
 
     def forward(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        op_logits, mag_logits, _ = self.heads(state)
+        return op_logits, mag_logits
+
+    def heads(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         h = self.body(state)
         op_logits = self.op_head(h)  # (N, K) one logit per op
         mag_logits = self.magnitude_head(h).view(-1, self.num_ops, self.num_bins)  # (N, K, M)
-        return op_logits, mag_logits
+        gate_logit = self.gate_head(h).squeeze(-1) if self.gate_head is not None else None  # (N,)
+        return op_logits, mag_logits, gate_logit
 
 
 def default_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -162,7 +182,7 @@ class AugNetPolicy(Policy):
         self.space, self.config = space, config or AugNetConfig()
         self.reward: Reward = get_reward(self.config.reward)
         self.features = STATE_FEATURES + (SAMPLE_FEATURES if self.config.per_sample else ())
-        self.net = AugNet(len(self.features), len(space), self.config.num_bins, self.config.hidden)
+        self.net = AugNet(len(self.features), len(space), self.config.num_bins, self.config.hidden, self.config.gate)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
         self.tracker = FeedbackTracker(num_classes, total_steps)
         self.has_magnitude = torch.tensor([s.has_magnitude for s in space.specs])
@@ -173,6 +193,8 @@ class AugNetPolicy(Policy):
         self._last_actions: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self._batches_drawn = 0  # the warmup's clock (a frozen AugNet observes nothing, so not the tracker's)
         self._buffer: dict[str, torch.Tensor] = {}
+        self._gate_buffer: dict[str, torch.Tensor] = {}  # (state, applied, advantage) of every sample, with gate
+        self._gate_prob = torch.tensor(0.5)  # 0-dim so that data-parallel ranks can share it (shared_tensors)
         self._fresh = 0  # transitions stored since the last policy-gradient step
         self._previous_fresh = 0  # those that the last step waited for
         self._baseline: tuple[float, float] | None = None  # running mean/var of round-level rewards
@@ -239,13 +261,21 @@ class AugNetPolicy(Policy):
     def _refresh_distribution(self) -> None:
         op_probs, mag_probs = self._distributions(self._state_rows(None, 1))
         self._op_probs, self._mag_probs = op_probs[0], mag_probs[0]  # (K,), (K, M)
+        if self.config.gate:
+            with torch.no_grad():
+                self._gate_prob = self._gate_probability(self.net.heads(self._state_rows(None, 1))[2])[0]
+
+    def _gate_probability(self, gate_logit: torch.Tensor) -> torch.Tensor:
+        """P(apply AugNet's op), kept off 0 and 1 by the uniform floor as the op distribution is."""
+        eps = self.config.uniform_floor
+        return (1 - eps) * gate_logit.sigmoid() + eps / 2
 
     def _with_floor(self, probs: torch.Tensor) -> torch.Tensor:
         eps = self.config.uniform_floor
         return (1 - eps) * probs + eps / probs.shape[-1]
 
     def shared_tensors(self) -> list[torch.Tensor]:
-        return [self._op_probs, self._mag_probs]
+        return [self._op_probs, self._mag_probs] + ([self._gate_prob] if self.config.gate else [])
 
     @property
     def op_probabilities(self) -> dict[str, float]:
@@ -277,16 +307,19 @@ class AugNetPolicy(Policy):
 
     @property
     def augmented_share(self) -> float:
-        """The share of samples the warmup lets AugNet's op reach at the next batch (1 without warmup)."""
+        """The share of samples AugNet's op reaches at the next batch: the gate's probability, the warmup's
+        share, or 1."""
+        if self.config.gate:
+            return float(self._gate_prob)
         if self.config.warmup == 0:
             return 1.0
         return min(1.0, self._batches_drawn / (self.config.warmup * self.tracker.total_steps))
 
     def _warmup_mask(self, batch_size: int) -> torch.Tensor | None:
-        """(B,) bool: which samples get AugNet's op during the warmup; None once (or if) every sample does."""
+        """(B,) bool: which samples get AugNet's op (gate, warmup); None once (or if) every sample does."""
         share = self.augmented_share
         self._batches_drawn += 1
-        if share >= 1.0:
+        if share >= 1.0 and not self.config.gate:
             return None
         return torch.rand(batch_size, generator=self.generator) < share
 
@@ -414,6 +447,8 @@ class AugNetPolicy(Policy):
         advantages = self._advantages(raw, steps)
         if self.config.learn:
             self._store(steps, advantages)
+            if self.config.gate:
+                self._store_gate(steps, self._gate_advantages(raw))
             self._update()
         entropy = float(-(self._op_probs * self._op_probs.log()).sum() / math.log(len(self.space)))
         self.tracker.close_round(probe_loss, probe_acc, entropy)
@@ -462,6 +497,25 @@ class AugNetPolicy(Policy):
         self._baseline = (mean + 0.1 * (r - mean), 0.9 * var + 0.1 * (r - mean) ** 2)
         return torch.full((sum(_applied(s, s.op_idx).shape[0] for s in steps),), adv)
 
+    def _gate_advantages(self, raw: list[torch.Tensor]) -> torch.Tensor:
+        """Every sample's reward standardised over its whole batch, augmented or not: the gate's advantage for
+        having applied (or not) AugNet's op to it."""
+        advantages = []
+        for r in raw:
+            r = r.detach().float().cpu()
+            std = r.std() if r.numel() > 1 else torch.tensor(0.0)
+            advantages.append((r - r.mean()) / std if std > 1e-8 else torch.zeros_like(r))
+        return torch.cat(advantages)
+
+    def _store_gate(self, steps: list[StepRecord], advantages: torch.Tensor) -> None:
+        n = advantages.shape[0]
+        applied = [s.applied if s.applied is not None else torch.ones(s.op_idx.shape[0], dtype=torch.bool)
+                   for s in steps]
+        new = {"state": self._state.expand(n, -1), "applied": torch.cat(applied), "advantage": advantages}
+        cap = self.config.buffer_size
+        self._gate_buffer = {k: torch.cat([self._gate_buffer[k], v])[-cap:] if self._gate_buffer else v[-cap:]
+                             for k, v in new.items()}
+
     def _store(self, steps: list[StepRecord], advantages: torch.Tensor) -> None:
         n = advantages.shape[0]
         if n == 0:  # early in the warmup no sample of the round got AugNet's op
@@ -502,9 +556,21 @@ class AugNetPolicy(Policy):
             log_prob = log_prob + torch.where(self.has_magnitude[ops], mag_log_prob, torch.zeros_like(mag_log_prob))
             entropy = -(op_probs * op_probs.log()).sum(-1) - (mag_probs * mag_probs.log()).sum(-1)
             loss = -(buf["advantage"][idx] * log_prob).mean() - cfg.entropy_coef * entropy.mean()
+            if cfg.gate and self._gate_buffer:
+                loss = loss + self._gate_loss()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+
+    def _gate_loss(self) -> torch.Tensor:
+        """REINFORCE for the gate on a minibatch of the gate's transitions (one Bernoulli per sample)."""
+        buf = self._gate_buffer
+        idx = torch.randint(0, buf["applied"].shape[0], (self.config.minibatch,), generator=self.generator)
+        p = self._gate_probability(self.net.heads(buf["state"][idx])[2])
+        applied = buf["applied"][idx]
+        log_prob = torch.where(applied, p.log(), (1 - p).log())
+        entropy = -(p * p.log() + (1 - p) * (1 - p).log())
+        return -(buf["advantage"][idx] * log_prob).mean() - self.config.entropy_coef * entropy.mean()
 
     def _log(self, reward: float, probe_loss: float, probe_acc: float, entropy: float) -> None:
         centres = (torch.arange(self.config.num_bins) + 0.5) / self.config.num_bins
@@ -513,7 +579,7 @@ class AugNetPolicy(Policy):
                                  "probe_acc": probe_acc, "entropy": entropy}
         row.update({f"p_{n}": float(p) for n, p in zip(self.space.names, self._op_probs)})
         row.update({f"m_{n}": float(m) for n, m in zip(self.space.names, mean_levels)})
-        if self.config.warmup > 0:
+        if self.config.warmup > 0 or self.config.gate:
             row["augmented_share"] = self.augmented_share
         self.trace.append(row)
 
@@ -527,7 +593,7 @@ class AugNetPolicy(Policy):
             chunk_results=dict(self._chunk_results), next_chunk=self._next_chunk,
             state=self._state, trace=list(self.trace), loss_memory=self._loss_memory,
             runtime_s=self.runtime_s, batches_drawn=self._batches_drawn,
-            fresh=(self._fresh, self._previous_fresh),
+            fresh=(self._fresh, self._previous_fresh), gate_buffer=dict(self._gate_buffer),
             pending=[{k: v for k, v in vars(s).items()} for s in self._pending],
         )
         return state
@@ -549,6 +615,7 @@ class AugNetPolicy(Policy):
         self._loss_memory = state.get("loss_memory", torch.full((0,), math.nan))  # absent before per_sample
         self._batches_drawn = int(state.get("batches_drawn", 0))  # absent before warmup, which then was 0
         self._fresh, self._previous_fresh = map(int, state.get("fresh", (0, 0)))  # absent before fresh_updates
+        self._gate_buffer = dict(state.get("gate_buffer", {}))  # absent before the gate
         self._pending = [StepRecord(**s) for s in state["pending"]]
         self._refresh_distribution()
 
