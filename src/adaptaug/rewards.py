@@ -148,7 +148,8 @@ class AdversarialReward:
         return [torch.tanh(r.loss - r.clean_loss) for r in round_data.steps]
 
 
-def _standardised(r: torch.Tensor) -> torch.Tensor:
+def standardised(r: torch.Tensor) -> torch.Tensor:
+    """(r - mean) / std over the batch; zeros when r is constant (or a single value), which teaches nothing."""
     r = r.float()
     std = r.std() if r.numel() > 1 else r.new_zeros(())
     return (r - r.mean()) / std if std > 1e-8 else torch.zeros_like(r)
@@ -161,7 +162,7 @@ class MixedReward:
     def __call__(self, round_data: RoundData) -> list[torch.Tensor]:
         aligned = AlignmentReward()(round_data)
         harder = AdversarialReward()(round_data)
-        return [_standardised(a) + self.adversarial_weight * _standardised(h) for a, h in zip(aligned, harder)]
+        return [standardised(a) + self.adversarial_weight * standardised(h) for a, h in zip(aligned, harder)]
 
 
 REWARDS: dict[str, Callable[[], Reward]] = {

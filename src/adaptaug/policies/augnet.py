@@ -26,7 +26,7 @@ from adaptaug.errors import ConfigError
 from adaptaug.feedback import SAMPLE_FEATURES, STATE_FEATURES, FeedbackTracker
 from adaptaug.ops.space import OpSpace
 from adaptaug.policies.base import Policy, draw_seed, make_plan, random_signs
-from adaptaug.rewards import Reward, RoundData, StepRecord, get_reward
+from adaptaug.rewards import Reward, RoundData, StepRecord, get_reward, standardised
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, targets) -> (B,) per-sample loss
 
@@ -297,7 +297,7 @@ class AugNetPolicy(Policy):
             bins = torch.multinomial(self._mag_probs[op_idx], 1, generator=g).squeeze(1)  # (B,)
         levels = (bins.float() + torch.rand(batch_size, generator=g)) / m  # uniform inside the bin
         signs = random_signs((batch_size,), g)
-        applied = self._warmup_mask(batch_size)
+        applied = self._augmented_mask(batch_size)
         self._last_actions = (op_idx, bins, applied)
         plan_ops = op_idx if applied is None else torch.where(applied, op_idx, NO_OP)
         plan = make_plan(self.space, plan_ops[:, None], levels[:, None], signs[:, None],
@@ -315,7 +315,7 @@ class AugNetPolicy(Policy):
             return 1.0
         return min(1.0, self._batches_drawn / (self.config.warmup * self.tracker.total_steps))
 
-    def _warmup_mask(self, batch_size: int) -> torch.Tensor | None:
+    def _augmented_mask(self, batch_size: int) -> torch.Tensor | None:
         """(B,) bool: which samples get AugNet's op (gate, warmup); None once (or if) every sample does."""
         share = self.augmented_share
         self._batches_drawn += 1
@@ -500,12 +500,7 @@ class AugNetPolicy(Policy):
     def _gate_advantages(self, raw: list[torch.Tensor]) -> torch.Tensor:
         """Every sample's reward standardised over its whole batch, augmented or not: the gate's advantage for
         having applied (or not) AugNet's op to it."""
-        advantages = []
-        for r in raw:
-            r = r.detach().float().cpu()
-            std = r.std() if r.numel() > 1 else torch.tensor(0.0)
-            advantages.append((r - r.mean()) / std if std > 1e-8 else torch.zeros_like(r))
-        return torch.cat(advantages)
+        return torch.cat([standardised(r.detach().cpu()) for r in raw])
 
     def _store_gate(self, steps: list[StepRecord], advantages: torch.Tensor) -> None:
         n = advantages.shape[0]
