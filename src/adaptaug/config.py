@@ -30,7 +30,7 @@ class TrainConfig:
     # Speed knobs, off by default until measured to help (BENCHMARKS.md); evaluation always runs in float32.
     compile: bool = False  # torch.compile the training step's model
     amp: str = "off"  # "bf16": autocast the training forward in bfloat16 (costs accuracy on CIFAR-10: reports/)
-    # NHWC weights and inputs for image models; None = on for the CPU, where it measured 1.2x (step) to 1.5x
+    # NHWC weights and inputs for image models; None = on for the CPU, where it measured 1.2x (the step) to 2.5x
     # (AugNet's probe) faster, off on CUDA, where it has not been measured alone yet
     channels_last: bool | None = None
     augnet: AugNetConfig = field(default_factory=AugNetConfig)
