@@ -372,7 +372,7 @@ def test_per_sample_augnet_decides_from_each_samples_loss():
     # the same round state, two hardness values: the policy answers each as it was paid
     rows = policy._state.expand(2, -1).clone()
     rows = torch.cat([rows, torch.tensor([[2.0], [-2.0]])], dim=1)
-    op_probs, _ = policy._distributions(rows)
+    op_probs = policy._distributions(rows)[0]
     b, i = SPACE.index("Brightness"), SPACE.index("Identity")
     assert op_probs[0, b] > 0.5 > op_probs[0, i], op_probs[0]  # hard -> Brightness
     assert op_probs[1, i] > 0.5 > op_probs[1, b], op_probs[1]  # easy -> Identity

@@ -128,7 +128,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         # the same class (no AugNet hook on it) would be reused, and AugNet would never see its features
         torch._dynamo.reset()
         step_model = torch.compile(step_model)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
+    amp_dtype = torch.bfloat16 if config.amp == "bf16" else None  # the training forward's; AugNet's probe follows
+    autocast = torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     train_size = task.size("train") // ctx.world_size * ctx.world_size  # samples per epoch, all ranks
     steps_per_epoch = math.ceil(train_size // ctx.world_size / config.batch_size)
@@ -144,7 +145,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         if channels_last:  # the probe forward in the layout of the training step's
             probe_inputs = _channels_last(probe_inputs)
         policy.attach(model, task.loss_fn, probe_inputs, probe_targets, accuracy_fn=task.accuracy_fn,
-                      amp=torch.bfloat16 if config.amp == "bf16" else None)
+                      amp=amp_dtype)
 
     run_dir = Path(config.out) if config.out else default_run_dir(config)
     if write and resume_from is None:

@@ -237,11 +237,13 @@ class AugNetPolicy(Policy):
         self._features = args[0].detach()
 
     # ----------------------------------------------------------------------------------------- acting
-    def _distributions(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """State rows (N, F) -> op probabilities (N, K) and magnitude-bin probabilities (N, K, M)."""
+    def _distributions(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """State rows (N, F) -> op probabilities (N, K), magnitude-bin probabilities (N, K, M) and, with the
+        gate, P(apply) (N,), from one pass of the net."""
         with torch.no_grad():
-            op_logits, mag_logits = self.net(rows)
-        return self._with_floor(op_logits.softmax(-1)), self._with_floor(mag_logits.softmax(-1))
+            op_logits, mag_logits, gate_logit = self.net.heads(rows)
+        gate = self._gate_probability(gate_logit) if gate_logit is not None else None
+        return self._with_floor(op_logits.softmax(-1)), self._with_floor(mag_logits.softmax(-1)), gate
 
     def _state_rows(self, sample_ids: torch.Tensor | None, batch_size: int) -> torch.Tensor:
         """(B, F): the round's state, and in per-sample mode each sample's hardness (0 when unknown)."""
@@ -259,11 +261,10 @@ class AugNetPolicy(Policy):
         return rows * self._feature_mask
 
     def _refresh_distribution(self) -> None:
-        op_probs, mag_probs = self._distributions(self._state_rows(None, 1))
+        op_probs, mag_probs, gate = self._distributions(self._state_rows(None, 1))
         self._op_probs, self._mag_probs = op_probs[0], mag_probs[0]  # (K,), (K, M)
-        if self.config.gate:
-            with torch.no_grad():
-                self._gate_prob = self._gate_probability(self.net.heads(self._state_rows(None, 1))[2])[0]
+        if gate is not None:
+            self._gate_prob = gate[0]
 
     def _gate_probability(self, gate_logit: torch.Tensor) -> torch.Tensor:
         """P(apply AugNet's op), kept off 0 and 1 by the uniform floor as the op distribution is."""
@@ -286,7 +287,7 @@ class AugNetPolicy(Policy):
         g, m = self.generator, self.config.num_bins
         if self.config.per_sample:  # a distribution per sample, from its own state row
             rows = self._state_rows(sample_ids, batch_size)
-            op_probs, mag_probs = self._distributions(rows)  # (B, K), (B, K, M)
+            op_probs, mag_probs, _ = self._distributions(rows)  # (B, K), (B, K, M); no gate with per_sample
             op_idx = torch.multinomial(op_probs, 1, generator=g).squeeze(1)  # (B,)
             bins = torch.multinomial(mag_probs[torch.arange(batch_size), op_idx], 1, generator=g).squeeze(1)
             # what this batch was drawn from on average: the trace, the entropy feature, data-parallel copies
@@ -483,9 +484,7 @@ class AugNetPolicy(Policy):
                 r = _applied(step, r.detach().float().cpu())
                 if not torch.isfinite(r).all():
                     raise FloatingPointError("AugNet's reward is NaN or inf; the primary model diverged")
-                std = r.std() if r.numel() > 1 else torch.tensor(0.0)
-                # a constant reward (or a batch of one) teaches nothing
-                advantages.append((r - r.mean()) / std if std > 1e-8 else torch.zeros_like(r))
+                advantages.append(standardised(r))  # a constant reward (or a batch of one) teaches nothing
             return torch.cat(advantages)
         r = float(raw)
         if not math.isfinite(r):
@@ -503,13 +502,10 @@ class AugNetPolicy(Policy):
         return torch.cat([standardised(r.detach().cpu()) for r in raw])
 
     def _store_gate(self, steps: list[StepRecord], advantages: torch.Tensor) -> None:
-        n = advantages.shape[0]
-        applied = [s.applied if s.applied is not None else torch.ones(s.op_idx.shape[0], dtype=torch.bool)
-                   for s in steps]
-        new = {"state": self._state.expand(n, -1), "applied": torch.cat(applied), "advantage": advantages}
-        cap = self.config.buffer_size
-        self._gate_buffer = {k: torch.cat([self._gate_buffer[k], v])[-cap:] if self._gate_buffer else v[-cap:]
-                             for k, v in new.items()}
+        # the gate draws a mask for every batch (_augmented_mask), so every step has one
+        new = {"state": self._state.expand(advantages.shape[0], -1),
+               "applied": torch.cat([s.applied for s in steps]), "advantage": advantages}
+        self._gate_buffer = _appended(self._gate_buffer, new, self.config.buffer_size)
 
     def _store(self, steps: list[StepRecord], advantages: torch.Tensor) -> None:
         n = advantages.shape[0]
@@ -522,10 +518,8 @@ class AugNetPolicy(Policy):
             "bin": torch.cat([_applied(s, s.bins.cpu()) for s in steps]),
             "advantage": advantages,
         }
-        cap = self.config.buffer_size
         self._fresh += n
-        self._buffer = {k: torch.cat([self._buffer[k], v])[-cap:] if self._buffer else v[-cap:]
-                        for k, v in new.items()}
+        self._buffer = _appended(self._buffer, new, self.config.buffer_size)
 
     def _update(self) -> None:
         buf, cfg = self._buffer, self.config
@@ -625,6 +619,11 @@ class AugNetPolicy(Policy):
         c = self.config
         return (f"ops={len(self.space)}, reward={self.reward.name!r}, lr={c.lr}, update_every={c.update_every}, "
                 f"bins={c.num_bins}, learn={c.learn}" + (", per_sample=True" if c.per_sample else ""))
+
+
+def _appended(buffer: dict[str, torch.Tensor], new: dict[str, torch.Tensor], cap: int) -> dict[str, torch.Tensor]:
+    """A replay buffer (aligned columns) with ``new`` rows added at the end, keeping the newest ``cap``."""
+    return {k: torch.cat([buffer[k], v])[-cap:] if buffer else v[-cap:] for k, v in new.items()}
 
 
 def _applied(step: StepRecord, values: torch.Tensor) -> torch.Tensor:
