@@ -1,36 +1,53 @@
 #!/usr/bin/env bash
-# Every GPU check and benchmark of the speed issue in one call (one H100/H200, under 10 minutes), then as much of
-# the CIFAR-10 policy grid (issue #7) as the deadline leaves. Needs: a CUDA torch, kornia (its rows are
-# skipped without it), CIFAR-10 at $CIFAR (image-folder tree). Results go to $OUT as ONE tarball (the device
-# tool brings back at most 8 files) plus the log on stdout.
-#   OUT=/tmp/out CIFAR=_carry/cifar10 DEADLINE_S=560 bash benchmarks/gpu_all.sh
-# A second call on the same machine (GRID_ONLY=1) continues the grid: compare reuses finished runs and resumes
-# interrupted ones from their checkpoints, since runs/ is kept between calls.
+# Every GPU check and benchmark of the speed issue in one call on one lent H100/H200, most important first, each
+# part under a time cap and all of them inside DEADLINE_S. Results go to $OUT as ONE tarball, rewritten after every
+# part so that a call cut short still brings back what finished (the device tool returns at most 8 files).
+#   OUT=/tmp/out CIFAR_TGZ=_carry/cifar.tgz WHEELS=.whl DEADLINE_S=520 bash benchmarks/gpu_all.sh
+# CIFAR_TGZ: a tar.gz of the CIFAR-10 image-folder tree (20 MB: gzip folds the JPEGs' shared headers), or
+# CIFAR=path to the tree itself. WHEELS: a folder of wheels to install first (kornia, kornia_rs; the image lacks
+# them). DEVICE=cpu LIMIT=640 runs the same parts small on a CPU, to check the script before spending GPU time.
+# PARTS="name ..." runs only the parts named (a second call on a warm machine, say).
+# GRID=1 spends what time is left on the CIFAR-10 policy grid (issue #7); compare resumes it on a later call.
 set -uo pipefail  # no -e: one failing part must not lose the others' results
 T0=$(date +%s)
 OUT=${OUT:-/tmp/adaptaug-gpu}
-CIFAR=${CIFAR:-../shared/datasets/cifar10}
-DEADLINE_S=${DEADLINE_S:-560}  # seconds from the start by which everything, the tarball included, is done
-GRID=${GRID:-runs/cifar10-grid}
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}src HF_HUB_OFFLINE=1 XDG_CACHE_HOME=${XDG_CACHE_HOME:-$PWD/runs/cache}
-export PYTHONUNBUFFERED=1
+DEVICE=${DEVICE:-cuda}
+DEADLINE_S=${DEADLINE_S:-520}  # seconds from the start by which everything, the tarball included, is done
+LIMIT_ARG=${LIMIT:+--limit $LIMIT}
 WORK=$(mktemp -d)
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$WORK/gpu.txt" 2>&1
-python -c "import torch, kornia; print(torch.__version__, kornia.__version__, torch.cuda.get_device_name())" \
-  >> "$WORK/gpu.txt" 2>&1
-cat "$WORK/gpu.txt"
+mkdir -p "$OUT"
+if [ -n "${WHEELS:-}" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$WHEELS"/*.whl && export PYTHONPATH=/tmp/site
+fi
+if [ -n "${CIFAR_TGZ:-}" ]; then
+  mkdir -p /tmp/data && tar xzf "$CIFAR_TGZ" -C /tmp/data && CIFAR=/tmp/data/cifar10
+fi
+CIFAR=${CIFAR:-../shared/datasets/cifar10}
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}src HF_HUB_OFFLINE=1 XDG_CACHE_HOME=${XDG_CACHE_HOME:-/tmp/cache}
+export PYTHONUNBUFFERED=1
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c "import torch, kornia; print('torch', torch.__version__, 'kornia', kornia.__version__)"
+  python3 -c "import torchvision; print('torchvision', torchvision.__version__)"; nproc; } > "$WORK/machine.txt" 2>&1
+cat "$WORK/machine.txt"
 
-part() {  # part NAME SECONDS COMMAND...: run with a time limit, keep its output whatever happens
-  local name=$1 limit=$2; shift 2
-  echo "== $name ($(( $(date +%s) - T0 )) s)"
-  timeout "$limit" "$@" > "$WORK/$name.txt" 2>&1; echo "exit $?" >> "$WORK/$name.txt"
-  tail -n 30 "$WORK/$name.txt"
-}
 left() { echo $(( T0 + DEADLINE_S - $(date +%s) )); }
+save() { tar czf "$OUT/gpu_results.tgz" -C "$WORK" .; }
+part() {  # part NAME CAP_SECONDS COMMAND...: at most CAP seconds and never past the deadline (less 10 s for tar)
+  local name=$1 cap=$2; shift 2
+  if [ -n "${PARTS:-}" ] && [[ " $PARTS " != *" $name "* ]]; then return; fi  # not chosen
+  local limit=$(( $(left) - 10 < cap ? $(left) - 10 : cap ))
+  if [ "$limit" -lt 10 ]; then echo "== $name skipped: no time left"; return; fi
+  echo "== $name ($(( $(date +%s) - T0 )) s, cap $limit s)"
+  timeout "$limit" "$@" > "$WORK/$name.txt" 2>&1; echo "exit $? after $(( $(date +%s) - T0 )) s" >> "$WORK/$name.txt"
+  tail -n 40 "$WORK/$name.txt"
+  save
+}
+SPEED="python3 benchmarks/training_speed.py --data $CIFAR --device $DEVICE $LIMIT_ARG"
 
-if [ "${GRID_ONLY:-0}" != 1 ]; then
 # 1. No device-to-host sync in the image hot loop: sample + apply_plan under CUDA's sync debug mode.
-part sync_check 40 python - <<'PY'
+if [ "$DEVICE" = cuda ]; then
+part sync_check 30 python3 - <<'PY'
 import torch
 from adaptaug.augment import apply_plan
 from adaptaug.ops.image import RANDAUGMENT_OPS
@@ -46,10 +63,31 @@ for _ in range(20):
 torch.cuda.set_sync_debug_mode(0); torch.cuda.synchronize()
 print("no synchronising call in 20 sample+apply_plan batches")
 PY
-
-# 1b. The same for whole training epochs: synchronising calls counted per policy (expected: a few per epoch
-#     for the loss read and validation; AugNet adds its per-round reads, one round per 4 steps).
-part sync_train 90 python - "$CIFAR" <<'PY'
+fi
+# 2. Ops throughput, ours vs Kornia and torchvision v2, batch 64 / 1024 / 4096.
+part ops_throughput 75 python3 benchmarks/ops_throughput.py --device "$DEVICE" --batches 64,1024,4096 --repeats 5
+# 3. Step overhead and epoch time per policy (eager float32; CUDA's default layout, NCHW), with the DataLoader +
+#    per-image torchvision loop; this part also decodes CIFAR-10 into the cache the later parts read.
+part training_speed_eager 130 $SPEED --epochs 1
+# 3a. The same without drawing ahead (one kernel call per batch of 64), for the policies it matters to.
+part training_speed_ahead1 60 $SPEED --epochs 1 --augment-ahead 1 --no-baseline --policies none,trivialaugment,augnet
+# 3b. The bare step's floor: fused Adam, channels_last, bf16, a CUDA graph of the whole step.
+part step_floor 35 python3 benchmarks/step_floor.py --device "$DEVICE" --steps ${FLOOR_STEPS:-200}
+# 4. AugNet's own cost against TrivialAugment (issue #7's time bound), the gate and a sparser probe.
+part augnet_cost 70 python3 benchmarks/augnet_cost.py --data "$CIFAR" --device "$DEVICE" ${LIMIT_ARG:---limit 20000} \
+  --variants "augnet,augnet[gate],augnet[probe_every=4]"
+# 5. channels_last alone on CUDA (the default is off there because it was never measured alone).
+part training_speed_channels_last 45 $SPEED --epochs 1 --channels-last --no-baseline --policies none,augnet
+# 6. The 50-epoch CIFAR-10 augnet run with early stopping off: history.csv keeps each epoch's time if it is cut.
+part full50_augnet 70 python3 -m adaptaug train --task cifar10 --data "$CIFAR" --policy augnet --epochs 50 \
+  --patience 1000 --no-robustness --device "$DEVICE" $LIMIT_ARG --out /tmp/full50-augnet --no-progress
+cp /tmp/full50-augnet/history.csv "$WORK/full50_history.csv" 2>/dev/null; save
+# 7. torch.compile (compile time included in a 2-epoch run, so the second epoch is the one to read).
+part training_speed_compile 80 $SPEED --epochs 2 --compile --no-baseline --policies none,augnet
+# 8. Synchronising calls per training epoch and policy (expected: a few for the loss read and validation;
+#    AugNet adds its per-round reads).
+if [ "$DEVICE" = cuda ]; then
+part sync_train 50 python3 - "$CIFAR" <<'PY'
 import sys, warnings, torch
 from adaptaug.config import TrainConfig
 from adaptaug.tasks import build_task
@@ -66,35 +104,24 @@ for policy in ("none", "randaugment", "augnet"):
         torch.cuda.set_sync_debug_mode(0)
     syncs = [w for w in caught if "synchroniz" in str(w.message)]
     print(f"{policy}: {len(syncs)} synchronising calls in one epoch of {-(-5760 // 64)} steps (+ validation)")
-    for w in syncs[:3]:
-        print("   ", str(w.message)[:160], w.filename, w.lineno)
+    sites = {}
+    for w in syncs:
+        sites[(w.filename, w.lineno)] = sites.get((w.filename, w.lineno), 0) + 1
+    for (f, line), n in sorted(sites.items(), key=lambda kv: -kv[1])[:6]:
+        print(f"    {n:5d} x {f}:{line}")
 PY
-
-# 2. Ops throughput, ours vs Kornia and torchvision v2, batch 64 / 1024 / 4096.
-part ops_throughput 80 python benchmarks/ops_throughput.py --device cuda --batches 64,1024,4096 --repeats 5
-# 3. Step overhead and epoch time per policy (eager float32, with the DataLoader + Pillow baseline; this part
-#    also decodes CIFAR-10 into the cache the later parts read), then compiled, then bf16 + channels_last.
-part training_speed_eager 130 python benchmarks/training_speed.py --data "$CIFAR" --epochs 1 --device cuda
-part training_speed_compile 90 python benchmarks/training_speed.py --data "$CIFAR" --epochs 2 --device cuda \
-  --compile --no-baseline --policies none,augnet
-part training_speed_bf16_cl 50 python benchmarks/training_speed.py --data "$CIFAR" --epochs 1 --device cuda \
-  --amp bf16 --channels-last --no-baseline --policies none,augnet
-part augnet_cost 90 python benchmarks/augnet_cost.py --data "$CIFAR" --device cuda --limit 20000
-part bilstm_speed 30 python benchmarks/bilstm_speed.py --device cuda --repeats 5
-# 4. The 50-epoch CIFAR-10 augnet run with early stopping off; history.csv keeps each epoch's time if cut.
-part full50_augnet ${FULL50_S:-100} python -m adaptaug train --task cifar10 --data "$CIFAR" --policy augnet \
-  --epochs 50 --patience 1000 --no-robustness --device cuda --out runs/full50-augnet --no-progress
-cp runs/full50-augnet/history.csv "$WORK/full50_history.csv" 2>/dev/null
-cp runs/full50-augnet/metrics.json "$WORK/full50_metrics.json" 2>/dev/null
 fi
+# 9. Where the step's time goes: profiler tables and kernel launches per step.
+part step_profile 40 python3 benchmarks/step_profile.py --data "$CIFAR" --device "$DEVICE" --limit ${LIMIT:-3200} \
+  --policies none,augnet --rows 25
+# 10. bf16 autocast (on CUDA, NCHW).
+part training_speed_bf16 40 $SPEED --epochs 1 --amp bf16 --no-baseline --policies none,augnet
 
-# 5. The CIFAR-10 grid (5 policies x 3 seeds, <= 50 epochs, early stopping) with what time is left.
-GRID_S=$(( $(left) - 25 ))
-if [ "$GRID_S" -gt 30 ]; then
-  part grid "$GRID_S" python -m adaptaug compare --task cifar10 --data "$CIFAR" --seeds 3 --epochs 50 \
-    --jobs ${JOBS:-15} --device cuda --out "$GRID"
+if [ "${GRID:-0}" = 1 ]; then  # issue #7's CIFAR-10 grid (5 policies x 3 seeds, <= 50 epochs, early stopping)
+  part grid $(( $(left) - 20 )) python3 -m adaptaug compare --task cifar10 --data "$CIFAR" --seeds 3 --epochs 50 \
+    --jobs ${JOBS:-15} --device "$DEVICE" --out runs/cifar10-grid --no-progress
+  mkdir -p "$WORK/grid"
+  (cd runs/cifar10-grid 2>/dev/null && find . -maxdepth 3 -type f ! -name '*.pt' -print0 \
+    | xargs -0 -r cp --parents -t "$WORK/grid"); save
 fi
-mkdir -p "$WORK/grid"
-(cd "$GRID" 2>/dev/null && find . -maxdepth 3 -type f ! -name '*.pt' -print0 | xargs -0 -r cp --parents -t "$WORK/grid")
-tar czf "$OUT/gpu_results.tgz" -C "$WORK" .
 echo "done at $(( $(date +%s) - T0 )) s"

@@ -19,6 +19,7 @@ import math
 import platform
 import random
 import time
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -145,9 +146,13 @@ def main() -> None:
     parser.add_argument("--baseline-workers", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--amp", default="off", choices=["off", "bf16"])
+    parser.add_argument("--augment-ahead", type=int, default=None, help="default: adaptaug's")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                         help="default: adaptaug's (on for the CPU); the Pillow loop follows the same setting")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=None,
+                        help="one untimed epoch first (default: on CUDA, where the first run pays cuDNN's autotuning "
+                             "and the allocator's growth)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -161,10 +166,14 @@ def main() -> None:
     print("| policy | s / epoch (train) | ms / step | step vs none | AugNet % | eval_accuracy |")
     print("|---|---:|---:|---:|---:|---:|")
     per_epoch: dict[str, float] = {}
-    for policy in args.policies.split(","):
-        config = TrainConfig(task="cifar10", data=args.data, policy=policy, epochs=args.epochs, limit=args.limit,
-                             device=str(device), patience=args.epochs + 1, robustness=False, amp=args.amp,
-                             channels_last=channels_last, compile=args.compile)
+    configs = {policy: TrainConfig(task="cifar10", data=args.data, policy=policy, epochs=args.epochs,
+                                   limit=args.limit, device=str(device), patience=args.epochs + 1, robustness=False,
+                                   amp=args.amp, channels_last=channels_last, compile=args.compile,
+                                   augment_ahead=args.augment_ahead)
+               for policy in args.policies.split(",")}
+    if args.warmup if args.warmup is not None else device.type == "cuda":
+        train(replace(next(iter(configs.values())), epochs=1), task=task, progress=False, write=False)
+    for policy, config in configs.items():
         result = train(config, task=task, progress=False, write=False)
         m = result.metrics
         seconds = (m["train_runtime"] - m["validation_runtime"]) / args.epochs

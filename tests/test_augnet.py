@@ -411,8 +411,8 @@ def test_warmup_raises_the_augmented_share_and_learns_only_from_augmented_sample
     for step in range(160):
         plan = policy.sample(64)
         shares.append(float((plan.op_ids[:, 0] >= 0).float().mean()))
-        assert policy._last_actions[2] is None or policy._last_actions[2].sum() == (plan.op_ids[:, 0] >= 0).sum()
-        policy._last_actions = None
+        applied = policy._unobserved.popleft().applied
+        assert applied is None or applied.sum() == (plan.op_ids[:, 0] >= 0).sum()
     assert shares[0] == 0.0  # nothing at the start
     assert 0.3 < sum(shares[35:45]) / 10 < 0.7  # about half at a quarter of training (step 40 of 80)
     assert min(shares[80:]) == 1.0  # every sample after the warmup
@@ -503,3 +503,52 @@ def test_warmup_clock_runs_frozen_and_resumes_from_a_state_dict():
     assert resumed.augmented_share == pytest.approx(0.5)
     with pytest.raises(ConfigError, match="warmup"):
         AugNetConfig(warmup=1.5)
+
+
+@pytest.mark.parametrize("fields", [{}, {"gate": True}, {"warmup": 0.5}])
+@pytest.mark.parametrize("ahead", [3, 4, 8])
+def test_plans_drawn_ahead_within_a_round_are_the_plans_drawn_one_by_one(ahead, fields):
+    # the trainer draws several batches' plans before it observes the first (train._augmented), as far as
+    # plans_ahead allows: the plans and what AugNet learns must be those of drawing one at a time, bit for bit
+    from adaptaug.augment import apply_plan
+
+    def drive(look_ahead: int):
+        torch.manual_seed(0)
+        images, labels = _digits_batches()
+        net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        policy = AugNetPolicy(SPACE, 10, total_steps=40, config=AugNetConfig(update_every=4, **fields),
+                              generator=torch.Generator().manual_seed(0))
+        loss_fn = lambda logits, y: F.cross_entropy(logits, y, reduction="none")  # noqa: E731
+        policy.attach(net, loss_fn, images[-200:], labels[-200:], head=net[-1])
+        g, plans, steps = torch.Generator().manual_seed(0), [], 0
+        while steps < 40:
+            k = min(look_ahead, policy.plans_ahead(), 40 - steps)
+            drawn = [(torch.randint(0, 1500, (64,), generator=g), policy.sample(64)) for _ in range(k)]
+            for idx, plan in drawn:
+                logits = net(apply_plan(images[idx], plan))
+                opt.zero_grad()
+                loss_fn(logits, labels[idx]).mean().backward()
+                opt.step()
+                policy.observe(logits, labels[idx], clean_inputs=images[idx])
+            plans += [plan for _, plan in drawn]
+            steps += k
+        return plans, policy.trace
+
+    one_by_one, ahead_plans = drive(1), drive(ahead)
+    assert len(one_by_one[0]) == len(ahead_plans[0]) == 40
+    for a, b in zip(one_by_one[0], ahead_plans[0]):
+        assert torch.equal(a.op_ids, b.op_ids) and torch.equal(a.magnitudes, b.magnitudes) and a.seed == b.seed
+    assert one_by_one[1] == ahead_plans[1] and len(one_by_one[1]) == 10  # the same 10 rounds learnt
+
+
+def test_plans_ahead_without_a_cap_would_draw_across_the_round():
+    # the cap is what the test above relies on: a policy that ignored it would draw the next round's first plan
+    # from the distribution before the round's update
+    policy = AugNetPolicy(SPACE, 10, total_steps=40, config=AugNetConfig(update_every=4),
+                          generator=torch.Generator().manual_seed(0))
+    assert policy.plans_ahead() == 4
+    policy.sample(8)
+    assert policy.plans_ahead() == 3
+    frozen = AugNetPolicy(SPACE, 10, total_steps=40, config=AugNetConfig(learn=False))
+    assert frozen.plans_ahead() is None  # a uniform policy: its plans never depend on feedback

@@ -1,4 +1,5 @@
-"""--channels-last, --amp bf16 and --compile: the same training, numbers within rounding of the default."""
+"""--channels-last, --amp bf16, --compile and --augment-ahead: the same training, numbers within rounding of the
+default (or the same distribution of augmentations)."""
 from __future__ import annotations
 
 import json
@@ -92,3 +93,38 @@ def test_augnet_probe_runs_under_the_training_forwards_autocast() -> None:
         logits, loss, _ = policy._eval_pass((probe_x,), probe_y, gradients=True)
         assert seen == [expected]
         assert logits.dtype == torch.float32 and loss.dtype == torch.float32  # read in float32 either way
+
+
+def test_augmenting_batches_together_equals_one_by_one_where_no_op_draws_positions() -> None:
+    # ImageTask.augment_batches runs the kernels once on several batches' images under their stacked plans;
+    # ops whose output depends only on (image, magnitude) must give what each batch's own call gives
+    from adaptaug.ops.space import OpSpace
+    from adaptaug.policies import RandAugment
+    from adaptaug.tasks import build_task
+
+    task = build_task("digits", None, seed=0)
+    space = OpSpace.of(["ShearX", "Rotate", "TranslateY", "Brightness", "Contrast", "Posterize", "Equalize"])
+    policy = RandAugment(space, n=2, m=9, generator=torch.Generator().manual_seed(0))
+    batches = [task.gather("train", torch.arange(i * 64, (i + 1) * 64 - 7 * i)) for i in range(4)]  # uneven
+    plans = [policy.sample(targets.shape[0]) for _, targets in batches]
+    together = task.augment_batches(batches, plans)
+    for (inputs, targets), plan, (aug_inputs, aug_targets) in zip(batches, plans, together):
+        own_inputs, _ = task.augment_batch(inputs, targets, plan)
+        assert aug_inputs[0].shape == inputs[0].shape and torch.equal(aug_targets, targets)
+        torch.testing.assert_close(aug_inputs[0], own_inputs[0], rtol=0, atol=1e-6)
+        assert not torch.equal(aug_inputs[0], inputs[0])  # it did augment
+
+
+def test_augment_ahead_is_recorded_reproducible_and_checked(tmp_path) -> None:
+    config = TrainConfig(**{**DIGITS, "policy": "randaugment", "epochs": 1}, augment_ahead=5, out=str(tmp_path))
+    first = train(config, progress=False)
+    again = train(TrainConfig(**{**DIGITS, "policy": "randaugment", "epochs": 1}, augment_ahead=5), progress=False,
+                  write=False)
+    drop_time = lambda rows: [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in rows]  # noqa: E731
+    assert drop_time(first.history) == drop_time(again.history)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["augment_ahead"] == 5 and saved["resolved_augment_ahead"] == 5
+    assert TrainConfig().augment_ahead_on(torch.device("cpu")) == 16
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ConfigError, match="augment_ahead"):
+            TrainConfig(augment_ahead=bad)

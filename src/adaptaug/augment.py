@@ -60,6 +60,17 @@ class AugPlan:
             seed=first.seed,
         )
 
+    @staticmethod
+    def stack(plans: "list[AugPlan]") -> "AugPlan | None":
+        """Plans of consecutive batches as one plan over all their samples, in order; the kernels' randomness
+        (cutout centres, crop offsets) then comes from the first plan's seed. None when the plans differ in
+        ops or slots (then they run one by one)."""
+        first = plans[0]
+        if any(p.ops != first.ops or p.op_ids.shape[1] != first.op_ids.shape[1] for p in plans):
+            return None
+        return replace(first, op_ids=torch.cat([p.op_ids for p in plans]),
+                       magnitudes=torch.cat([p.magnitudes for p in plans]))
+
 
 class Group(NamedTuple):
     """One kernel call of a plan slot: ``fn`` on the samples ``flat[rows]`` of the plan's index tensor, given

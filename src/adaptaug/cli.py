@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--amp", default="off", choices=["off", "bf16"], help="autocast the training forward")
     tr.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                     help="NHWC weights and inputs for image models (default: on for the CPU, off on CUDA)")
+    tr.add_argument("--augment-ahead", type=_positive_int, default=None, metavar="N",
+                    help="batches augmented per kernel call (default 16; 1: one at a time)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     co = sub.add_parser("compare", help="policies x seeds grid -> results.csv, report.md, plots")
@@ -134,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--amp", default="off", choices=["off", "bf16"], help="every run's training forward, as train's")
     co.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                     help="every run's layout, as train's (default: on for the CPU, off on CUDA)")
+    co.add_argument("--augment-ahead", type=_positive_int, default=None, metavar="N",
+                    help="every run's batches augmented per kernel call, as train's (default 16)")
     co.add_argument("--out", required=True, help="grid folder: runs/, results.csv, report.md, *.png")
     co.add_argument("--no-progress", action="store_true", help="no per-run lines on stderr")
 
@@ -175,7 +179,7 @@ def _train(args: argparse.Namespace) -> int:
                          patience=args.patience, limit=args.limit, val_size=args.val_size,
                          robustness=not args.no_robustness,
                          compile=args.compile, amp=args.amp, channels_last=args.channels_last,
-                         augnet=AugNetConfig(**_augnet_options(args)))
+                         augment_ahead=args.augment_ahead, augnet=AugNetConfig(**_augnet_options(args)))
     result = train(config, progress=not args.no_progress)
     if result.run_dir is None:  # a data-parallel rank other than 0: rank 0 reports
         return 0
@@ -271,6 +275,8 @@ def _compare_train_options(args: argparse.Namespace) -> dict:
         options["amp"] = args.amp
     if args.channels_last is not None:
         options["channels_last"] = args.channels_last
+    if args.augment_ahead is not None:
+        options["augment_ahead"] = args.augment_ahead
     return options
 
 

@@ -29,7 +29,8 @@ from adaptaug.report import FIXED_POLICIES  # re-exported: the baselines AugNet 
 
 METRICS = "metrics.json"
 # config fields that decide a run's numbers: a reused run must match them (out and device do not)
-# (channels_last, like device, changes float rounding only; amp changes the step's precision)
+# (channels_last, like device, changes float rounding only; augment_ahead, the random positions of crops and
+# cutouts, not their distribution; amp changes the step's precision)
 _IDENTITY_FIELDS = ("task", "data", "policy", "seed", "epochs", "batch_size", "lr", "patience", "val_size",
                     "limit", "robustness", "amp", "augnet")
 _ABSENT_IDENTITY = {"amp": "off"}  # identity fields added after some runs were made: what those runs used
@@ -82,6 +83,8 @@ class GridConfig:
             parts += ["--amp", self.train["amp"]]
         if self.train.get("channels_last") is not None:
             parts += ["--channels-last" if self.train["channels_last"] else "--no-channels-last"]
+        if self.train.get("augment_ahead") is not None:
+            parts += ["--augment-ahead", str(self.train["augment_ahead"])]
         if self.jobs != 1:
             parts += ["--jobs", str(self.jobs)]
         if self.device != "auto":

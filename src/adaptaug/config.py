@@ -33,6 +33,9 @@ class TrainConfig:
     # NHWC weights and inputs for image models; None = on for the CPU, where it measured 1.2x (the step) to 2.5x
     # (AugNet's probe) faster, off on CUDA, where it has not been measured alone yet
     channels_last: bool | None = None
+    # batches augmented per call of the kernels (plans are still drawn per batch, in order; AugNet caps it at the
+    # rest of its round); None = 16. At batch 64 the kernels are launch-bound: BENCHMARKS.md
+    augment_ahead: int | None = None
     augnet: AugNetConfig = field(default_factory=AugNetConfig)
 
     def __post_init__(self) -> None:
@@ -52,12 +55,18 @@ class TrainConfig:
             raise ConfigError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
         if self.channels_last not in (None, True, False):
             raise ConfigError(f"channels_last must be true, false or null (auto), got {self.channels_last!r}")
+        if self.augment_ahead is not None and (not isinstance(self.augment_ahead, int) or self.augment_ahead < 1):
+            raise ConfigError(f"augment_ahead must be a positive integer or null (auto), got {self.augment_ahead!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be a positive integer, got {self.limit!r}")
 
     def channels_last_on(self, device: "torch.device") -> bool:
         """Whether runs on ``device`` use channels_last (``channels_last=None``: on the CPU only)."""
         return self.channels_last if self.channels_last is not None else device.type == "cpu"
+
+    def augment_ahead_on(self, device: "torch.device") -> int:
+        """Batches augmented per kernel call on ``device`` (``augment_ahead=None``: 16)."""
+        return self.augment_ahead if self.augment_ahead is not None else 16
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -58,8 +58,10 @@ class FeedbackTracker:
         """Fold the accumulated batches into the EMAs (one device read)."""
         if self._count:
             steps = self._steps_in_round
-            mean_loss = float(self._loss_sum) / self._count
-            mean_acc = float(self._correct_sum) / self._count
+            loss_sum = torch.as_tensor(self._loss_sum, dtype=torch.float32)
+            sums = torch.stack([loss_sum, torch.as_tensor(self._correct_sum, dtype=torch.float32,
+                                                          device=loss_sum.device)]).tolist()  # one read
+            mean_loss, mean_acc = (v / self._count for v in sums)
             # one EMA update per step folded in, so the time constant is in steps whatever update_every is
             fast, slow = 1 - (1 - self.fast) ** steps, 1 - (1 - self.slow) ** steps
             self.train_loss_fast += fast * (mean_loss - self.train_loss_fast)

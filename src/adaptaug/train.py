@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -58,6 +60,28 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} was asked for but CUDA is not available here")
     return device
+
+
+def _augmented(task: Task, policy, batches: Iterator[tuple], ahead: int, times: dict[str, float]
+               ) -> Iterator[tuple[tuple, torch.Tensor, tuple, torch.Tensor]]:
+    """(inputs, targets, augmented inputs, augmented targets) per training step. The policy draws each batch's
+    plan in step order, as one at a time would, but up to ``ahead`` batches are augmented in one call: at
+    batch 64 the kernels are launch-bound (BENCHMARKS.md). A learning policy caps the look-ahead where its
+    plans would depend on feedback not yet seen (``Policy.plans_ahead``: AugNet, the rest of its round)."""
+    while True:
+        t = time.perf_counter()
+        limit = policy.plans_ahead()
+        chunk = list(itertools.islice(batches, ahead if limit is None else max(1, min(ahead, limit))))
+        if not chunk:
+            return
+        t1 = time.perf_counter()
+        plans = [policy.sample(targets.shape[0], sample_ids=index) for _, targets, index in chunk]
+        # NER ops move tags with the tokens, so the targets of the step are those augment_batches returns
+        augmented = task.augment_batches([(inputs, targets) for inputs, targets, _ in chunk], plans)
+        times["data"] += t1 - t
+        times["augment"] += time.perf_counter() - t1
+        for (inputs, targets, _), (aug_inputs, aug_targets) in zip(chunk, augmented):
+            yield inputs, targets, aug_inputs, aug_targets
 
 
 def _channels_last(inputs: torch.Tensor | tuple) -> torch.Tensor | tuple:
@@ -117,6 +141,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
     task.to(device)
     model = task.build_model().to(device)  # the model itself: evaluation, AugNet's probe, checkpoints
     channels_last = config.channels_last_on(device)
+    augment_ahead = config.augment_ahead_on(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # 4-D conv weights only; others unchanged
     step_model = model  # what the training step calls: the model, wrapped for DDP and/or compiled
@@ -151,7 +176,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
     if write and resume_from is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", {"version": __version__, **config.to_dict(), "resolved_device": str(device),
-                                             "resolved_channels_last": channels_last, "world_size": ctx.world_size,
+                                             "resolved_channels_last": channels_last,
+                                             "resolved_augment_ahead": augment_ahead, "world_size": ctx.world_size,
                                              "task_info": task.describe(), "policy_repr": repr(policy)})
         task.save_assets(run_dir)  # class names / vocabulary / tags, for `adaptaug evaluate` (adaptaug.evaluate_run)
 
@@ -179,13 +205,9 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct_sum = torch.zeros((), device=device)
-        t = time.perf_counter()
-        for inputs, targets, index in task.batches("train", config.batch_size, data_gen, ctx, with_index=True):
+        batches = task.batches("train", config.batch_size, data_gen, ctx, with_index=True)
+        for inputs, targets, augmented, aug_targets in _augmented(task, policy, batches, augment_ahead, times):
             steps_done += 1
-            t1 = time.perf_counter()
-            plan = policy.sample(targets.shape[0], sample_ids=index)
-            # NER ops move tags with the tokens, so the targets of the step are those augment_batch returns
-            augmented, aug_targets = task.augment_batch(inputs, targets, plan)
             t2 = time.perf_counter()
             if channels_last:
                 augmented = _channels_last(augmented)
@@ -205,11 +227,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
             if ctx.enabled and policy.learns and steps_done % config.augnet.update_every == 0:
                 broadcast_(policy.shared_tensors(), ctx, device)  # AugNet's round ended on rank 0
             t4 = time.perf_counter()
-            times["data"] += t1 - t
-            times["augment"] += t2 - t1
             times["model"] += t3 - t2
             times["augment"] += t4 - t3  # AugNet's part is separated below from its own clock
-            t = time.perf_counter()
         loss_sum, correct_sum = all_reduce_sum(loss_sum, ctx), all_reduce_sum(correct_sum, ctx)
         train_loss = float(loss_sum) / train_size
         if not math.isfinite(train_loss):

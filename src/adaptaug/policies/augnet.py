@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -129,6 +130,16 @@ ABSENT_FIELD_MEANS: dict[str, Any] = {
 Rows = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
 
 
+class Action(NamedTuple):
+    """What AugNet drew for one batch, kept until that batch's feedback arrives."""
+
+    op_idx: torch.Tensor  # (B,) op per sample
+    bins: torch.Tensor  # (B,) magnitude bin per sample
+    applied: torch.Tensor | None  # (B,) bool: the op reached the sample (gate, warmup); None: every sample
+    sample_ids: torch.Tensor | None  # (B,) per-sample mode: positions in the training split
+    states: torch.Tensor | None  # (B, F) per-sample mode: the state rows the draws came from
+
+
 class AugNet(nn.Module):
     """MLP state -> (op logits (N, K), magnitude-bin logits (N, K, M)); heads start at zero (uniform). With
     ``gate``, a third head gives one logit (N,) for "apply the op at all" (``heads``)."""
@@ -190,7 +201,9 @@ class AugNetPolicy(Policy):
         self.runtime_s = 0.0  # AugNet's own cost: sampling, feedback, probe, updates
         self._model: nn.Module | None = None
         self._pending: list[StepRecord] = []
-        self._last_actions: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+        # drawn, not yet observed: (op ids, bins, applied mask, sample ids, state rows) per batch, oldest first
+        # (the trainer draws a round's plans ahead); a round's worth at most, so loops that only sample stay bounded
+        self._unobserved: deque[Action] = deque(maxlen=self.config.update_every)
         self._batches_drawn = 0  # the warmup's clock (a frozen AugNet observes nothing, so not the tracker's)
         self._buffer: dict[str, torch.Tensor] = {}
         self._gate_buffer: dict[str, torch.Tensor] = {}  # (state, applied, advantage) of every sample, with gate
@@ -206,8 +219,6 @@ class AugNetPolicy(Policy):
         self._feature_mask = torch.tensor([f not in self.config.drop_features for f in self.features]).float()
         # per-sample mode: each training sample's loss when last seen (NaN: not seen yet), grown on demand
         self._loss_memory = torch.full((0,), math.nan)
-        self._last_ids: torch.Tensor | None = None
-        self._last_states: torch.Tensor | None = None
         self._state = self._read_state()
         self._refresh_distribution()
 
@@ -292,19 +303,26 @@ class AugNetPolicy(Policy):
             bins = torch.multinomial(mag_probs[torch.arange(batch_size), op_idx], 1, generator=g).squeeze(1)
             # what this batch was drawn from on average: the trace, the entropy feature, data-parallel copies
             self._op_probs, self._mag_probs = op_probs.mean(0), mag_probs.mean(0)
-            self._last_ids, self._last_states = sample_ids, rows
         else:  # one distribution for the round; every sample draws from it
+            sample_ids = rows = None  # the transitions need neither
             op_idx = torch.multinomial(self._op_probs, batch_size, replacement=True, generator=g)  # (B,)
             bins = torch.multinomial(self._mag_probs[op_idx], 1, generator=g).squeeze(1)  # (B,)
         levels = (bins.float() + torch.rand(batch_size, generator=g)) / m  # uniform inside the bin
         signs = random_signs((batch_size,), g)
         applied = self._augmented_mask(batch_size)
-        self._last_actions = (op_idx, bins, applied)
+        self._unobserved.append(Action(op_idx, bins, applied, sample_ids, rows))
         plan_ops = op_idx if applied is None else torch.where(applied, op_idx, NO_OP)
         plan = make_plan(self.space, plan_ops[:, None], levels[:, None], signs[:, None],
                          seed=draw_seed(g), wide=self.config.wide)
         self.runtime_s += time.perf_counter() - start
         return plan
+
+    def plans_ahead(self) -> int | None:
+        """The batches left in this round: every draw until the round's update comes from the same net and
+        state, so a round's plans drawn at its start are the ones drawn one by one, bit for bit. Frozen: any."""
+        if not self.config.learn:
+            return None
+        return self.config.update_every - self._batches_drawn % self.config.update_every
 
     @property
     def augmented_share(self) -> float:
@@ -335,20 +353,17 @@ class AugNetPolicy(Policy):
         """Feedback from the step that trained on the last sampled plan: its logits and targets."""
         if self._model is None:
             raise ConfigError("call AugNetPolicy.attach(model, loss_fn, probe_inputs, probe_targets) first")
-        if self._last_actions is None:
+        if not self._unobserved:
             raise ConfigError("observe() was called without a sample() before it")
+        action = self._unobserved.popleft()
         if not self.config.learn:
             # frozen: the heads stay at their zero initialisation, so the policy is uniform whatever it reads;
             # feedback, probes and rewards would cost time and change nothing
-            self._last_actions = None
             return
         start = time.perf_counter()
-        op_idx, bins, applied = self._last_actions
-        self._last_actions = None
         features = self._features
-        record = StepRecord(op_idx=op_idx, bins=bins, sample_ids=self._last_ids, states=self._last_states,
-                            applied=applied)
-        self._last_ids = self._last_states = None
+        record = StepRecord(op_idx=action.op_idx, bins=action.bins, sample_ids=action.sample_ids,
+                            states=action.states, applied=action.applied)
         with torch.enable_grad():
             logits_d = logits.detach().requires_grad_(True)
             loss = self.loss_fn(logits_d, targets)  # (B,)
@@ -401,7 +416,8 @@ class AugNetPolicy(Policy):
         logits, loss, rows = self._eval_pass(inputs, targets, self.reward.needs_gradients)
         acc = self.accuracy_fn(logits, targets).float().mean()
         grad, features = rows[:2] if rows is not None else (None, None)
-        return float(loss.mean()), float(acc), grad, features, len(targets)
+        mean_loss, mean_acc = torch.stack([loss.mean().float(), acc.float()]).tolist()  # one device read
+        return mean_loss, mean_acc, grad, features, len(targets)
 
     def _eval_pass(self, inputs: tuple, targets: torch.Tensor, gradients: bool
                    ) -> tuple[torch.Tensor, torch.Tensor, Rows | None]:
@@ -444,7 +460,7 @@ class AugNetPolicy(Policy):
         if self.config.per_sample:
             self._remember_losses(steps)
         data = RoundData(steps, before, probe_loss, probe_grad, probe_features)
-        raw = self.reward(data)
+        raw = _on_host(self.reward(data))  # the round's one read of its rewards from the device
         advantages = self._advantages(raw, steps)
         if self.config.learn:
             self._store(steps, advantages)
@@ -624,6 +640,15 @@ class AugNetPolicy(Policy):
 def _appended(buffer: dict[str, torch.Tensor], new: dict[str, torch.Tensor], cap: int) -> dict[str, torch.Tensor]:
     """A replay buffer (aligned columns) with ``new`` rows added at the end, keeping the newest ``cap``."""
     return {k: torch.cat([buffer[k], v])[-cap:] if buffer else v[-cap:] for k, v in new.items()}
+
+
+def _on_host(raw: list[torch.Tensor] | torch.Tensor | float) -> list[torch.Tensor] | torch.Tensor | float:
+    """Rewards on the host in one copy: per step, each read on its own would make the host wait for the GPU
+    once per step and again for the trace's mean."""
+    if not isinstance(raw, list):
+        return raw.detach().cpu() if isinstance(raw, torch.Tensor) else raw
+    flat = torch.cat([r.detach().reshape(-1) for r in raw]).cpu()
+    return [part.view(r.shape) for part, r in zip(flat.split([r.numel() for r in raw]), raw)]
 
 
 def _applied(step: StepRecord, values: torch.Tensor) -> torch.Tensor:

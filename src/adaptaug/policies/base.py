@@ -59,6 +59,12 @@ class Policy:
     def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         raise NotImplementedError
 
+    def plans_ahead(self) -> int | None:
+        """How many batches' plans may be drawn now before the first of them is observed (the trainer draws
+        plans ahead to augment several batches at once). None: any number, since fixed policies' plans do not
+        depend on feedback."""
+        return None
+
     def observe(self, **feedback: Any) -> None:
         """Feedback after the model step (fixed policies ignore it)."""
 

@@ -58,6 +58,12 @@ class Task(ABC):
         the ops move labels with the data (NER mention replacement re-spans tags and changes lengths)."""
         return self.augment(inputs, plan), targets
 
+    def augment_batches(self, batches: list[tuple[Inputs, torch.Tensor]], plans: list[AugPlan]) -> list[Batch]:
+        """``augment_batch`` for several batches, each with its own plan. Tasks whose batches concatenate
+        (images) override this to run the kernels once for all of them: at batch 64 the kernels are
+        launch-bound, and one call on 16 batches costs about what one did (BENCHMARKS.md)."""
+        return [self.augment_batch(inputs, targets, plan) for (inputs, targets), plan in zip(batches, plans)]
+
     @abstractmethod
     def loss_fn(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-sample loss (B,)."""

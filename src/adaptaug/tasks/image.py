@@ -57,6 +57,14 @@ class ImageTask(Task):
     def augment(self, inputs: Inputs, plan: AugPlan) -> Inputs:
         return (apply_plan(inputs[0], plan),)
 
+    def augment_batches(self, batches: list[tuple[Inputs, torch.Tensor]], plans: list[AugPlan]) -> list[Batch]:
+        stacked = AugPlan.stack(plans) if len(plans) > 1 else None
+        if stacked is None:
+            return super().augment_batches(batches, plans)
+        augmented = apply_plan(torch.cat([inputs[0] for inputs, _ in batches]), stacked)
+        sizes = [targets.shape[0] for _, targets in batches]
+        return [((images,), targets) for images, (_, targets) in zip(augmented.split(sizes), batches)]
+
     def loss_fn(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, targets, reduction="none")
 
