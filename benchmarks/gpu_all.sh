@@ -26,6 +26,7 @@ fi
 CIFAR=${CIFAR:-../shared/datasets/cifar10}
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}src HF_HUB_OFFLINE=1 XDG_CACHE_HOME=${XDG_CACHE_HOME:-/tmp/cache}
 export PYTHONUNBUFFERED=1
+mkdir -p "$XDG_CACHE_HOME"  # torch's kernel cache goes under it and is not created otherwise
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, kornia; print('torch', torch.__version__, 'kornia', kornia.__version__)"
   python3 -c "import torchvision; print('torchvision', torchvision.__version__)"; nproc; } > "$WORK/machine.txt" 2>&1

@@ -6,7 +6,8 @@
 For each policy, one warm-up epoch, then one profiled epoch of ``adaptaug.train.train`` on a CIFAR-10 subset
 (early stopping off, no robustness evaluation; the end-of-run test evaluation is inside the profile too). Prints
 the ops with the most self device time (self CPU time on the CPU) and the number of kernel launches per
-training step, the figure the speed issue's "bounded number of kernel launches" is about.
+training step, the figure the speed issue's "bounded number of kernel launches" is about; on CUDA also the ops
+with the most host time.
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ def main() -> None:
         print(f"## {policy}: {launches} kernel launches in the epoch and its evaluations, "
               f"{launches / steps:.0f} per training step (an upper bound)\n")
         print(events.table(sort_by=sort_by, row_limit=args.rows, max_name_column_width=60))
+        if device.type == "cuda":  # the host's side too: at batch 64 the step waits on Python and launches
+            print(events.table(sort_by="cpu_time_total", row_limit=args.rows, max_name_column_width=60))
         print(flush=True)
 
 
