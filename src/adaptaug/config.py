@@ -31,7 +31,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training step's model
     amp: str = "off"  # "bf16": autocast the training forward in bfloat16 (costs accuracy on CIFAR-10: reports/)
     # NHWC weights and inputs for image models; None = on for the CPU, where it measured 1.2x (the step) to 2.5x
-    # (AugNet's probe) faster, off on CUDA, where it has not been measured alone yet
+    # (AugNet's probe) faster, off on CUDA, where it did not help (an H200 epoch: 2.07 s against 2.03)
     channels_last: bool | None = None
     # batches augmented per call of the kernels (plans are still drawn per batch, in order; AugNet caps it at the
     # rest of its round); None = 16. At batch 64 the kernels are launch-bound: BENCHMARKS.md

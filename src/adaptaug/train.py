@@ -155,7 +155,9 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         step_model = torch.compile(step_model)
     amp_dtype = torch.bfloat16 if config.amp == "bf16" else None  # the training forward's; AugNet's probe follows
     autocast = torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # one fused kernel instead of Adam's foreach passes: the seed CNN's step 0.88x on an H200, where a batch-64
+    # step is launch-bound (BENCHMARKS.md); on the CPU the fused kernel measured slower
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True if device.type == "cuda" else None)
     train_size = task.size("train") // ctx.world_size * ctx.world_size  # samples per epoch, all ranks
     steps_per_epoch = math.ceil(train_size // ctx.world_size / config.batch_size)
     policy_gen = torch.Generator().manual_seed(config.seed + 1 + 7919 * ctx.rank)  # own images, own draws
