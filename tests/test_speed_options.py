@@ -124,7 +124,26 @@ def test_augment_ahead_is_recorded_reproducible_and_checked(tmp_path) -> None:
     assert drop_time(first.history) == drop_time(again.history)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["augment_ahead"] == 5 and saved["resolved_augment_ahead"] == 5
-    assert TrainConfig().augment_ahead_on(torch.device("cpu")) == 16
+    assert TrainConfig().resolved_augment_ahead == 16
     for bad in (0, -2, 1.5):
         with pytest.raises(ConfigError, match="augment_ahead"):
             TrainConfig(augment_ahead=bad)
+
+
+def test_large_images_are_augmented_in_groups_within_the_budget(monkeypatch) -> None:
+    # the look-ahead holds several batches' float images at once: past AUGMENT_BUDGET values they go in groups
+    import adaptaug.tasks.image as image_task
+    from adaptaug.ops.space import OpSpace
+    from adaptaug.policies import RandAugment
+    from adaptaug.tasks import build_task
+
+    task = build_task("digits", None, seed=0)
+    monkeypatch.setattr(image_task, "AUGMENT_BUDGET", 2 * 64 * 64)  # two digits batches of 64 (1 x 8 x 8)
+    seen: list[int] = []
+    monkeypatch.setattr(image_task, "apply_plan", lambda images, plan: seen.append(len(images)) or images + 1)
+    policy = RandAugment(OpSpace.of(["Brightness"]), n=1, m=9, generator=torch.Generator().manual_seed(0))
+    batches = [task.gather("train", torch.arange(i * 64, (i + 1) * 64)) for i in range(5)]
+    out = task.augment_batches(batches, [policy.sample(64) for _ in batches])
+    assert seen == [128, 128, 64]  # 2 + 2 + 1 batches, in order
+    for (inputs, targets), (aug_inputs, aug_targets) in zip(batches, out):
+        assert torch.equal(aug_inputs[0], inputs[0] + 1) and torch.equal(aug_targets, targets)

@@ -34,7 +34,8 @@ class TrainConfig:
     # (AugNet's probe) faster, off on CUDA, where it did not help (an H200 epoch: 2.07 s against 2.03)
     channels_last: bool | None = None
     # batches augmented per call of the kernels (plans are still drawn per batch, in order; AugNet caps it at the
-    # rest of its round); None = 16. At batch 64 the kernels are launch-bound: BENCHMARKS.md
+    # rest of its round; large images cap it at ImageTask's pixel budget); None = 16. At batch 64 the kernels are
+    # launch-bound: 16 took TrivialAugment's step on an H200 from 3.2x to 1.12x the bare step (BENCHMARKS.md)
     augment_ahead: int | None = None
     augnet: AugNetConfig = field(default_factory=AugNetConfig)
 
@@ -64,8 +65,9 @@ class TrainConfig:
         """Whether runs on ``device`` use channels_last (``channels_last=None``: on the CPU only)."""
         return self.channels_last if self.channels_last is not None else device.type == "cpu"
 
-    def augment_ahead_on(self, device: "torch.device") -> int:
-        """Batches augmented per kernel call on ``device`` (``augment_ahead=None``: 16)."""
+    @property
+    def resolved_augment_ahead(self) -> int:
+        """Batches augmented per kernel call (``augment_ahead=None``: 16, faster on the CPU and the GPU alike)."""
         return self.augment_ahead if self.augment_ahead is not None else 16
 
     def to_dict(self) -> dict[str, Any]:

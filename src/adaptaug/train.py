@@ -29,7 +29,7 @@ from adaptaug.distributed import DistContext, all_reduce_sum, broadcast_, finish
 from adaptaug.errors import ConfigError
 from adaptaug.evaluate import evaluate
 from adaptaug.io import read_run_config, write_csv, write_json
-from adaptaug.policies import AugNetPolicy, build_policy
+from adaptaug.policies import AugNetPolicy, Policy, build_policy
 from adaptaug.tasks import Task, build_task
 
 
@@ -62,7 +62,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _augmented(task: Task, policy, batches: Iterator[tuple], ahead: int, times: dict[str, float]
+def _augmented(task: Task, policy: Policy, batches: Iterator[tuple], ahead: int, times: dict[str, float]
                ) -> Iterator[tuple[tuple, torch.Tensor, tuple, torch.Tensor]]:
     """(inputs, targets, augmented inputs, augmented targets) per training step. The policy draws each batch's
     plan in step order, as one at a time would, but up to ``ahead`` batches are augmented in one call: at
@@ -141,7 +141,6 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
     task.to(device)
     model = task.build_model().to(device)  # the model itself: evaluation, AugNet's probe, checkpoints
     channels_last = config.channels_last_on(device)
-    augment_ahead = config.augment_ahead_on(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # 4-D conv weights only; others unchanged
     step_model = model  # what the training step calls: the model, wrapped for DDP and/or compiled
@@ -179,7 +178,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", {"version": __version__, **config.to_dict(), "resolved_device": str(device),
                                              "resolved_channels_last": channels_last,
-                                             "resolved_augment_ahead": augment_ahead, "world_size": ctx.world_size,
+                                             "resolved_augment_ahead": config.resolved_augment_ahead, "world_size": ctx.world_size,
                                              "task_info": task.describe(), "policy_repr": repr(policy)})
         task.save_assets(run_dir)  # class names / vocabulary / tags, for `adaptaug evaluate` (adaptaug.evaluate_run)
 
@@ -208,7 +207,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         loss_sum = torch.zeros((), device=device)
         correct_sum = torch.zeros((), device=device)
         batches = task.batches("train", config.batch_size, data_gen, ctx, with_index=True)
-        for inputs, targets, augmented, aug_targets in _augmented(task, policy, batches, augment_ahead, times):
+        steps = _augmented(task, policy, batches, config.resolved_augment_ahead, times)
+        for inputs, targets, augmented, aug_targets in steps:
             steps_done += 1
             t2 = time.perf_counter()
             if channels_last:

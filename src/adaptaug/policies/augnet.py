@@ -350,7 +350,8 @@ class AugNetPolicy(Policy):
     # ----------------------------------------------------------------------------------------- feedback
     def observe(self, logits: torch.Tensor, targets: torch.Tensor, clean_inputs: Any = None,
                 clean_targets: torch.Tensor | None = None, **_: Any) -> None:
-        """Feedback from the step that trained on the last sampled plan: its logits and targets."""
+        """Feedback from the step that trained on the oldest plan not yet observed (the last one sampled, unless
+        plans were drawn ahead): its logits and targets."""
         if self._model is None:
             raise ConfigError("call AugNetPolicy.attach(model, loss_fn, probe_inputs, probe_targets) first")
         if not self._unobserved:
