@@ -118,8 +118,10 @@ part step_profile 40 python3 benchmarks/step_profile.py --data "$CIFAR" --device
 # 10. bf16 autocast (on CUDA, NCHW).
 part training_speed_bf16 40 $SPEED --epochs 1 --amp bf16 --no-baseline --policies none,augnet
 
-if [ "${GRID:-0}" = 1 ]; then  # issue #7's CIFAR-10 grid (5 policies x 3 seeds, <= 50 epochs, early stopping)
+if [ "${GRID:-0}" = 1 ]; then  # issue #7's full CIFAR-10 grid (3 seeds, <= 50 epochs, early stopping), all at once:
+  # one run leaves the GPU mostly idle (the step is host-bound), 16 cores feed about a dozen
   part grid $(( $(left) - 20 )) python3 -m adaptaug compare --task cifar10 --data "$CIFAR" --seeds 3 --epochs 50 \
+    --policies "${GRID_POLICIES:-standard,randaugment,trivialaugment,augnet,augnet[gate]}" \
     --jobs ${JOBS:-15} --device "$DEVICE" --out runs/cifar10-grid --no-progress
   mkdir -p "$WORK/grid"
   (cd runs/cifar10-grid 2>/dev/null && find . -maxdepth 3 -type f ! -name '*.pt' -print0 \
