@@ -132,15 +132,15 @@ def test_augment_ahead_is_recorded_reproducible_and_checked(tmp_path) -> None:
 
 def test_large_images_are_augmented_in_groups_within_the_budget(monkeypatch) -> None:
     # the look-ahead holds several batches' float images at once: past AUGMENT_BUDGET values they go in groups
-    import adaptaug.tasks.image as image_task
+    import adaptaug.tasks.base as task_base
     from adaptaug.ops.space import OpSpace
     from adaptaug.policies import RandAugment
     from adaptaug.tasks import build_task
 
     task = build_task("digits", None, seed=0)
-    monkeypatch.setattr(image_task, "AUGMENT_BUDGET", 2 * 64 * 64)  # two digits batches of 64 (1 x 8 x 8)
+    monkeypatch.setattr(task_base, "AUGMENT_BUDGET", 2 * 64 * 64)  # two digits batches of 64 (1 x 8 x 8)
     seen: list[int] = []
-    monkeypatch.setattr(image_task, "apply_plan", lambda images, plan: seen.append(len(images)) or images + 1)
+    monkeypatch.setattr(task, "augment", lambda inputs, plan: seen.append(len(inputs[0])) or (inputs[0] + 1,))
     policy = RandAugment(OpSpace.of(["Brightness"]), n=1, m=9, generator=torch.Generator().manual_seed(0))
     batches = [task.gather("train", torch.arange(i * 64, (i + 1) * 64)) for i in range(5)]
     out = task.augment_batches(batches, [policy.sample(64) for _ in batches])

@@ -2,7 +2,9 @@
 BiLSTM, the task under every policy, and a short SST-2 run that must learn."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import itertools
 import json
 import time
 from pathlib import Path
@@ -519,3 +521,22 @@ def test_short_sst2_augnet_run_learns(tmp_path: Path) -> None:
     assert metrics["eval_accuracy"] > 0.70, metrics
     assert {"eval_loss", "eval_f1", "augnet_runtime"} <= set(metrics)
     assert result.trace and {"p_Identity", "p_SynonymReplacement"} <= set(result.trace[-1])
+
+
+def test_text_batches_are_augmented_together(small_task, monkeypatch) -> None:
+    # ids share the split's padded width, so augment_batches runs several batches' plans in one apply_token_plan
+    task = small_task
+    pol = build_policy("randaugment", task, 100, _gen(0))
+    batches = list(itertools.islice(task.batches("train", 32, _gen(1)), 3))
+    plans = [pol.sample(targets.shape[0]) for _, targets in batches]
+    plans[1] = dataclasses.replace(plans[1], op_ids=torch.full_like(plans[1].op_ids, -1))  # the middle one: no op
+    calls: list[int] = []
+    augment = task.augment
+    monkeypatch.setattr(task, "augment", lambda inputs, plan: calls.append(len(inputs[0])) or augment(inputs, plan))
+    out = task.augment_batches(batches, plans)
+    assert calls == [96]  # one call for the three batches
+    for ((ids, lengths), targets), ((out_ids, out_len), out_targets) in zip(batches, out):
+        assert out_ids.shape == ids.shape and out_len.shape == lengths.shape and torch.equal(out_targets, targets)
+        assert (out_len >= 1).all() and (out_ids[torch.arange(out_ids.shape[1]) >= out_len[:, None]] == 0).all()
+    assert torch.equal(out[1][0][0], batches[1][0][0]) and torch.equal(out[1][0][1], batches[1][0][1])
+    assert not torch.equal(torch.cat([o[0][0] for o in out]), torch.cat([b[0][0] for b in batches]))  # it did work

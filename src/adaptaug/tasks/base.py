@@ -16,9 +16,17 @@ Inputs = tuple[torch.Tensor, ...]  # what the model takes: model(*inputs)
 Batch = tuple[Inputs, torch.Tensor]  # (inputs, targets)
 
 
+# input values (B x C x H x W, B x T) augmented in one call at most: the look-ahead pays where kernels are
+# launch-bound (small inputs) and would only hold memory for large ones; 16 CIFAR-10 batches of 64 are 3.1M
+AUGMENT_BUDGET = 4 * 2**20
+
+
 class Task(ABC):
     name: str
     num_classes: int  # classes (or tags) the loss scale refers to
+    # consecutive batches' inputs concatenate along dim 0 and ``augment`` treats samples independently, so
+    # ``augment_batches`` may run several batches in one call (not where augmentation moves the targets: NER)
+    stacks_batches = False
     op_space: OpSpace  # ops AugNet, RandAugment and TrivialAugment choose among
     splits = ("train", "val", "test")
 
@@ -59,10 +67,32 @@ class Task(ABC):
         return self.augment(inputs, plan), targets
 
     def augment_batches(self, batches: list[tuple[Inputs, torch.Tensor]], plans: list[AugPlan]) -> list[Batch]:
-        """``augment_batch`` for several batches, each with its own plan. Tasks whose batches concatenate
-        (images) override this to run the kernels once for all of them: at batch 64 the kernels are
-        launch-bound, and one call on 16 batches costs about what one did (BENCHMARKS.md)."""
-        return [self.augment_batch(inputs, targets, plan) for (inputs, targets), plan in zip(batches, plans)]
+        """``augment_batch`` for several consecutive batches, each with its own plan. Where ``stacks_batches``,
+        the batches' inputs are concatenated and ``augment`` runs once under the stacked plans, as many batches
+        per call as fit in ``AUGMENT_BUDGET`` values: at batch 64 the kernels are launch-bound, and one call on 16
+        batches costs about what one did (BENCHMARKS.md)."""
+        out: list[Batch] = []
+        start = 0
+        while start < len(batches):
+            end, values = start + 1, batches[start][0][0].numel()
+            while (self.stacks_batches and end < len(batches)
+                   and values + batches[end][0][0].numel() <= AUGMENT_BUDGET):
+                values += batches[end][0][0].numel()
+                end += 1
+            group, group_plans = batches[start:end], plans[start:end]
+            stacked = AugPlan.stack(group_plans) if len(group) > 1 else None
+            if stacked is None or any(x.shape[1:] != y.shape[1:] for inputs, _ in group
+                                      for x, y in zip(inputs, group[0][0])):
+                out += [self.augment_batch(inputs, targets, plan)
+                        for (inputs, targets), plan in zip(group, group_plans)]
+            else:
+                augmented = self.augment(tuple(torch.cat(parts) for parts in zip(*(inputs for inputs, _ in group))),
+                                         stacked)
+                sizes = [targets.shape[0] for _, targets in group]
+                pieces = list(zip(*(t.split(sizes) for t in augmented)))
+                out += [(tuple(piece), targets) for piece, (_, targets) in zip(pieces, group)]
+            start = end
+        return out
 
     @abstractmethod
     def loss_fn(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

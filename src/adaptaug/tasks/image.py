@@ -20,13 +20,11 @@ from adaptaug.ops.space import OpSpace
 from adaptaug.policies.fixed import StandardAugment, crop_pad_for
 from adaptaug.tasks.base import Batch, Inputs, Task
 
-# values (B x C x H x W) augmented in one call at most: the look-ahead pays where kernels are launch-bound (small
-# images) and would only hold memory for large ones; 16 CIFAR-10 batches of 64 are 3.1M
-AUGMENT_BUDGET = 4 * 2**20
 MIRROR_SAFE = {"cifar10": True, "mnist": False, "digits": False}  # digits are not mirror-symmetric
 
 
 class ImageTask(Task):
+    stacks_batches = True  # apply_plan treats samples independently
     def __init__(self, splits: ImageSplits, flips: bool | None = None) -> None:
         self.data = splits
         self.name = splits.name
@@ -59,26 +57,6 @@ class ImageTask(Task):
 
     def augment(self, inputs: Inputs, plan: AugPlan) -> Inputs:
         return (apply_plan(inputs[0], plan),)
-
-    def augment_batches(self, batches: list[tuple[Inputs, torch.Tensor]], plans: list[AugPlan]) -> list[Batch]:
-        """Consecutive batches' images through ``apply_plan`` together, as many per call as fit in
-        ``AUGMENT_BUDGET`` values (16 CIFAR-10 batches of 64; large images, which are not launch-bound, one)."""
-        out: list[Batch] = []
-        start = 0
-        while start < len(batches):
-            end, values = start + 1, batches[start][0][0].numel()
-            while end < len(batches) and values + batches[end][0][0].numel() <= AUGMENT_BUDGET:
-                values += batches[end][0][0].numel()
-                end += 1
-            stacked = AugPlan.stack(plans[start:end]) if end - start > 1 else None
-            if stacked is None:
-                out += super().augment_batches(batches[start:end], plans[start:end])
-            else:
-                images = apply_plan(torch.cat([inputs[0] for inputs, _ in batches[start:end]]), stacked)
-                sizes = [targets.shape[0] for _, targets in batches[start:end]]
-                out += [((part,), targets) for part, (_, targets) in zip(images.split(sizes), batches[start:end])]
-            start = end
-        return out
 
     def loss_fn(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, targets, reduction="none")
