@@ -178,7 +178,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", {"version": __version__, **config.to_dict(), "resolved_device": str(device),
                                              "resolved_channels_last": channels_last,
-                                             "resolved_augment_ahead": config.resolved_augment_ahead, "world_size": ctx.world_size,
+                                             "resolved_augment_ahead": config.resolved_augment_ahead,
+                                             "world_size": ctx.world_size,
                                              "task_info": task.describe(), "policy_repr": repr(policy)})
         task.save_assets(run_dir)  # class names / vocabulary / tags, for `adaptaug evaluate` (adaptaug.evaluate_run)
 

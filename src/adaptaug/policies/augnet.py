@@ -473,7 +473,7 @@ class AugNetPolicy(Policy):
         self._state = self._read_state()
         if not self.config.per_sample:  # per-sample mode draws from the net at every batch; the trace then
             self._refresh_distribution()  # shows what the round's last batch was drawn from, on average
-        mean_reward = float(torch.cat([r.float().cpu() for r in raw]).mean()) if isinstance(raw, list) else float(raw)
+        mean_reward = float(torch.cat(raw).float().mean()) if isinstance(raw, list) else float(raw)
         self._log(mean_reward, probe_loss, probe_acc, entropy)
 
     def _read_state(self) -> torch.Tensor:
@@ -493,12 +493,13 @@ class AugNetPolicy(Policy):
         self._loss_memory[ids] = losses
 
     def _advantages(self, raw: list[torch.Tensor] | torch.Tensor, steps: list[StepRecord]) -> torch.Tensor:
-        """Advantages for every transition of the round, flattened in step order: per-step standardisation
-        (per-sample rewards: the batch mean is the baseline) or a running baseline (round-level rewards)."""
+        """Advantages for every transition of the round from its rewards, already on the host (``_on_host``),
+        flattened in step order: per-step standardisation (per-sample rewards: the batch mean is the baseline) or a
+        running baseline (round-level rewards)."""
         if self.reward.per_sample:
             advantages = []
             for r, step in zip(raw, steps):
-                r = _applied(step, r.detach().float().cpu())
+                r = _applied(step, r.float())
                 if not torch.isfinite(r).all():
                     raise FloatingPointError("AugNet's reward is NaN or inf; the primary model diverged")
                 advantages.append(standardised(r))  # a constant reward (or a batch of one) teaches nothing
@@ -516,7 +517,7 @@ class AugNetPolicy(Policy):
     def _gate_advantages(self, raw: list[torch.Tensor]) -> torch.Tensor:
         """Every sample's reward standardised over its whole batch, augmented or not: the gate's advantage for
         having applied (or not) AugNet's op to it."""
-        return torch.cat([standardised(r.detach().cpu()) for r in raw])
+        return torch.cat([standardised(r) for r in raw])
 
     def _store_gate(self, steps: list[StepRecord], advantages: torch.Tensor) -> None:
         # the gate draws a mask for every batch (_augmented_mask), so every step has one

@@ -25,6 +25,7 @@ MIRROR_SAFE = {"cifar10": True, "mnist": False, "digits": False}  # digits are n
 
 class ImageTask(Task):
     stacks_batches = True  # apply_plan treats samples independently
+
     def __init__(self, splits: ImageSplits, flips: bool | None = None) -> None:
         self.data = splits
         self.name = splits.name
