@@ -71,28 +71,33 @@ def test_compiled_augnet_after_a_compiled_run_of_the_same_model_still_sees_featu
     assert result.metrics["augnet_runtime"] > 0
 
 
-def test_augnet_probe_runs_under_the_training_forwards_autocast() -> None:
-    # the probe is most of AugNet's cost; under --amp bf16 it must take the same fast path as the step
+def test_augnet_probe_runs_under_the_training_forwards_autocast_or_its_own_bf16() -> None:
+    # the probe is most of AugNet's cost; under --amp bf16 it must take the same fast path as the step, and with
+    # probe_bf16 it runs in bf16 while training (and the clean-input passes of other rewards) stay float32
     from torch import nn
     from torch.nn import functional as F
 
     from adaptaug.ops.space import OpSpace
-    from adaptaug.policies.augnet import AugNetPolicy
+    from adaptaug.policies.augnet import AugNetConfig, AugNetPolicy
 
     head = nn.Linear(16, 10)
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), head)
     seen: list[torch.dtype] = []
     head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     probe_x, probe_y = torch.rand(32, 1, 8, 8), torch.randint(0, 10, (32,))
-    for amp, expected in ((None, torch.float32), (torch.bfloat16, torch.bfloat16)):
+    for amp, probe_bf16, expected in ((None, False, torch.float32), (torch.bfloat16, False, torch.bfloat16),
+                                      (None, True, torch.bfloat16)):
         policy = AugNetPolicy(OpSpace.of(["Identity", "Brightness"]), 10, total_steps=8,
-                              generator=torch.Generator().manual_seed(0))
+                              config=AugNetConfig(probe_bf16=probe_bf16), generator=torch.Generator().manual_seed(0))
         policy.attach(net, lambda z, y: F.cross_entropy(z, y, reduction="none"), probe_x, probe_y, head=head,
                       amp=amp)
         seen.clear()
-        logits, loss, _ = policy._eval_pass((probe_x,), probe_y, gradients=True)
+        loss, acc, grad, features, n = policy._run_probe((probe_x,), probe_y)
         assert seen == [expected]
-        assert logits.dtype == torch.float32 and loss.dtype == torch.float32  # read in float32 either way
+        assert grad.dtype == torch.float32 and features.dtype == expected and n == 32
+        seen.clear()
+        logits, _, _ = policy._eval_pass((probe_x,), probe_y, gradients=True, amp=policy._amp)  # a clean pass
+        assert seen == [amp or torch.float32] and logits.dtype == torch.float32  # logits read in float32
 
 
 def test_augmenting_batches_together_equals_one_by_one_where_no_op_draws_positions() -> None:

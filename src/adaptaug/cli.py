@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--augnet-probe-chunk", type=int, default=None, metavar="N",
                     help="probe samples per probe forward; the probe's chunks take turns "
                          f"(default {AUGNET_DEFAULTS.probe_chunk or 'the whole probe'}; see docs/augnet.md)")
+    tr.add_argument("--augnet-probe-bf16", action="store_true",
+                    help="AugNet's probe forward in bfloat16 while training stays float32 (docs/augnet.md)")
     tr.add_argument("--augnet-warmup", type=float, default=None, metavar="FRACTION",
                     help="curriculum: the share of samples AugNet augments rises from 0 to 1 over this fraction "
                          f"of training (default {AUGNET_DEFAULTS.warmup}; see docs/augnet.md)")
@@ -195,7 +197,7 @@ def _augnet_options(args: argparse.Namespace) -> dict:
              "warmup": args.augnet_warmup}
     options = {k: v for k, v in given.items() if v is not None}
     return options | {"learn": not args.frozen_augnet, "per_sample": args.augnet_per_sample, "gate": args.augnet_gate,
-                      "wide": not args.augnet_narrow,
+                      "probe_bf16": args.augnet_probe_bf16, "wide": not args.augnet_narrow,
                       "drop_features": tuple(args.augnet_without)}
 
 

@@ -125,7 +125,7 @@ _NUMERIC_FIELDS: dict[str, type] = {"lr": float, "probe_every": int, "probe_size
 # settings without a value: the AugNetConfig field each one sets, and to what
 _FLAGS: dict[str, tuple[str, bool]] = {"frozen": ("learn", False), "per_sample": ("per_sample", True),
                                        "narrow": ("wide", False), "fresh": ("fresh_updates", True),
-                                       "gate": ("gate", True)}
+                                       "gate": ("gate", True), "probe_bf16": ("probe_bf16", True)}
 _SETTING = r"\[(?:%s|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % ("|".join(_FLAGS), "|".join(_NUMERIC_FIELDS))
 _VARIANT = re.compile(r"augnet(?:%s)+" % _SETTING)
 VARIANT_SYNTAX = ("".join(f"augnet[{flag}], " for flag in _FLAGS) + "augnet[reward=NAME], augnet[without=FEATURE], "
