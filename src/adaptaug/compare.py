@@ -117,7 +117,7 @@ class CompareResult:
 
 # AugNet variants as grid entries, one setting per bracket, brackets chained: augnet[frozen], augnet[per_sample],
 # augnet[narrow] (RandAugment's magnitude ranges), augnet[fresh] (with a warmup, policy steps wait for fresh
-# transitions), augnet[reward=NAME], augnet[without=FEATURE] and numeric AugNetConfig
+# transitions), augnet[gate], augnet[probe_bf16], augnet[reward=NAME], augnet[without=FEATURE] and numeric AugNetConfig
 # fields, e.g. augnet[probe_every=4][probe_size=64]
 _NUMERIC_FIELDS: dict[str, type] = {"lr": float, "probe_every": int, "probe_size": int, "probe_chunk": int,
                                     "minibatch": int, "entropy_coef": float, "uniform_floor": float,

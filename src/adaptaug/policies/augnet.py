@@ -53,8 +53,9 @@ class AugNetConfig:
     # chunk, so the reward still averages probe_size samples at a fraction of the forward cost
     probe_chunk: int | None = None
     # the probe's forward under bfloat16 autocast even when training runs in float32: the probe only sets the
-    # reward's direction (its mean last-layer gradient) and the state's probe loss and accuracy, which rounding
-    # to bf16 barely moves, while on a CPU with bf16 matrix units (AMX) the forward is ~2.7x faster
+    # reward's direction (its mean last-layer gradient) and the state's probe loss and accuracy. On a CPU with AMX
+    # it cut AugNet's share of training from 24% to 18%, but lost 0.82 validation points on the CIFAR subset (rule:
+    # at most 0.5; reports/augnet-probe-bf16/), so it is an option
     probe_bf16: bool = False
     # cosine | alignment | val-drop | adversarial | mixed (adaptaug.rewards); cosine beat alignment on CIFAR-10
     # validation accuracy (docs/augnet.md)
