@@ -66,7 +66,7 @@ print("no synchronising call in 20 sample+apply_plan batches")
 PY
 fi
 # 2. Ops throughput, ours vs Kornia and torchvision v2, batch 64 / 1024 / 4096.
-part ops_throughput 75 python3 benchmarks/ops_throughput.py --device "$DEVICE" --batches 64,1024,4096 --repeats 5
+part ops_throughput 75 python3 benchmarks/ops_throughput.py --device "$DEVICE" --batches 64,1024,4096 --repeats 15
 # 3. Step overhead and epoch time per policy (eager float32; CUDA's default layout, NCHW), with the DataLoader +
 #    per-image torchvision loop; this part also decodes CIFAR-10 into the cache the later parts read.
 part training_speed_eager 130 $SPEED --epochs 1

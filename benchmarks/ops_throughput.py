@@ -1,10 +1,12 @@
 """Augmentation throughput (images/s), ours against Kornia, measured in the same run.
 
-    python benchmarks/ops_throughput.py [--device cpu|cuda] [--batches 64,1024] [--repeats 5]
+    python benchmarks/ops_throughput.py [--device cpu|cuda] [--batches 64,1024] [--repeats 31]
 
 Prints a Markdown table: per policy (RandAugment n=2 m=9, TrivialAugment, crop+flip) and per op, images/s for
 adaptaug (policy.sample + apply_plan: per-sample ops and magnitudes) and for Kornia's batched augmentation
-modules on the same images, and the ratio ours / Kornia. Medians over ``--repeats`` timed runs after a warm-up.
+modules on the same images, and the ratio ours / Kornia. Medians over ``--repeats`` timed runs after a warm-up; ours
+and Kornia's calls alternate, so a slow spell of the machine falls on both (Kornia's RandAugment draws its ops per
+batch, so its time per call varies with the draw: use 30 or more repeats for a stable ratio).
 When torchvision is installed, two more rows per batch size: its v2 ``RandAugment(num_ops=2, magnitude=9)`` on
 the whole batch (ONE op and magnitude for every image, so not the same work) and per image in a Python loop
 (per-sample, the same work as ours; timed on at most 256 images). Kornia rows are skipped without Kornia.
@@ -22,14 +24,14 @@ from adaptaug.ops import get_op, list_ops
 from adaptaug.ops.image import RANDAUGMENT_OPS
 from adaptaug.ops.space import OpSpace
 from adaptaug.policies import RandAugment, StandardAugment, TrivialAugment
-from timing import timed  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
+from timing import timed, timed_together  # benchmarks/timing.py (scripts run from benchmarks/ on sys.path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batches", default="64,1024")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=31)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -47,8 +49,8 @@ def main() -> None:
     for batch in (int(b) for b in args.batches.split(",")):
         images = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
         for name, (ours, theirs) in policies.items():
-            t_ours = timed(lambda: apply_plan(images, ours.sample(batch)), device, args.repeats)
-            t_kornia = timed(lambda: theirs(images), device, args.repeats)
+            t_ours, t_kornia = timed_together([lambda: apply_plan(images, ours.sample(batch)),
+                                               lambda: theirs(images)], device, args.repeats)
             print(f"| {name} vs Kornia | {batch} | {batch / t_ours:,.0f} | {batch / t_kornia:,.0f} | "
                   f"{t_kornia / t_ours:.2f}x |", flush=True)
         if tv_randaugment is not None:

@@ -57,6 +57,19 @@ def test_shape_dtype_device_range(name: str, dtype: torch.dtype) -> None:
 
 
 @pytest.mark.parametrize("name", IMAGE_OPS)
+@pytest.mark.parametrize("channels,dtype", [(3, torch.float32), (1, torch.float32), (3, torch.float16)])
+def test_kernel_leaves_its_input_alone(name: str, channels: int, dtype: torch.dtype) -> None:
+    # kernels clamp and blend in place on tensors they made; never on the caller's (values outside [0, 1]
+    # here, so an in-place clamp of the input would show; Color on one channel returns its input whole)
+    x = (_images(c=channels) * 1.2 - 0.1).to(dtype)
+    before = x.clone()
+    mag = _mags(name, 4).to(dtype)
+    mag[0] = 0
+    _run(name, x, mag)
+    assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("name", IMAGE_OPS)
 def test_identity_at_zero(name: str) -> None:
     spec = get_op(name)
     x = _images()
