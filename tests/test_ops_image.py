@@ -69,6 +69,19 @@ def test_kernel_leaves_its_input_alone(name: str, channels: int, dtype: torch.dt
     assert torch.equal(x, before)
 
 
+def test_kernel_wrapper_never_clamps_a_view_of_the_input_in_place() -> None:
+    # _kernel clamps a body's result in place only when it owns its memory: a body handing back a view of its input
+    # (here a transpose) must still leave the caller's tensor alone
+    from adaptaug.ops.image import _kernel
+
+    transpose = _kernel(lambda images, mag, generator: images.transpose(2, 3))
+    x = _images() * 1.2 - 0.1
+    before = x.clone()
+    y = transpose(x, torch.zeros(4), _gen())
+    assert torch.equal(x, before)
+    assert torch.equal(y, before.transpose(2, 3).clamp(0, 1))
+
+
 @pytest.mark.parametrize("name", IMAGE_OPS)
 def test_identity_at_zero(name: str) -> None:
     spec = get_op(name)

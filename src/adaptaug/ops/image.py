@@ -6,7 +6,8 @@ The vocabulary and magnitude ranges follow AutoAugment (Cubuk et al., CVPR 2019)
 ops follow PIL / torchvision semantics; Cutout is DeVries & Taylor (2017).
 
 Every kernel is ``fn(images (B, C, H, W) float in [0, 1], magnitude (B,) signed op units, generator)``
-and returns a tensor of the same shape, dtype and device, clamped to [0, 1]. Each sample uses its own
+and returns a tensor of the same shape, dtype and device, clamped to [0, 1], never modifying its input (``_kernel``
+clamps the body's result in place unless it shares the input's memory). Each sample uses its own
 magnitude; nothing loops over the batch. The only randomness besides the magnitude (Cutout centre,
 CropPad offset) is drawn from ``generator``.
 
@@ -78,9 +79,10 @@ def _kernel(body: Callable[[Tensor, Tensor, torch.Generator], Tensor] | None = N
 
 
 def _owned(result: Tensor, images: Tensor) -> bool:
-    """Whether a kernel may overwrite ``result`` in place: a new tensor (not the input ``images``, which every
-    kernel's body returns whole or makes afresh) outside autograd."""
-    return result is not images and not (torch.is_grad_enabled() and result.requires_grad)
+    """Whether a kernel may overwrite ``result`` in place: memory of its own (not the input ``images`` or a view
+    of it), outside autograd."""
+    shares_input = result.untyped_storage().data_ptr() == images.untyped_storage().data_ptr()
+    return not shares_input and not (torch.is_grad_enabled() and result.requires_grad)
 
 
 def _per_sample(v: Tensor) -> Tensor:
