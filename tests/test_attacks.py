@@ -122,7 +122,10 @@ def test_robustness_puts_the_model_in_eval_mode_and_restores_it(trained, monkeyp
 def test_random_start_is_seeded(trained):
     _, task, model, images, labels = trained
     x, y = images[:32], labels[:32]
-    run = lambda seed: pgd(model, task.loss_fn, x, y, 8 / 255, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+
+    def run(seed: int) -> torch.Tensor:
+        return pgd(model, task.loss_fn, x, y, 8 / 255, generator=torch.Generator().manual_seed(seed))
+
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
 

@@ -231,7 +231,8 @@ def test_autocontrast_stretches_and_keeps_constant_channels() -> None:
     x = _images(b=2) * 0.5 + 0.2
     x[1, 2] = 0.3  # a constant channel
     y = _run("AutoContrast", x, torch.zeros(2))
-    assert torch.allclose(y[0].amin(dim=(1, 2)), torch.zeros(3)) and torch.allclose(y[0].amax(dim=(1, 2)), torch.ones(3))
+    assert torch.allclose(y[0].amin(dim=(1, 2)), torch.zeros(3))
+    assert torch.allclose(y[0].amax(dim=(1, 2)), torch.ones(3))
     assert torch.equal(y[1, 2], x[1, 2])
 
 
@@ -313,7 +314,8 @@ def test_photometric_matches_pil(name: str, mag: float, pil_fn) -> None:
 
 @pytest.mark.parametrize(
     "name,mag,data",
-    [("Rotate", 25.0, None), ("ShearX", 0.3, (1, 0.3, -0.3 * 12, 0, 1, 0)), ("ShearY", -0.2, (1, 0, 0, -0.2, 1, 0.2 * 12))],
+    [("Rotate", 25.0, None), ("ShearX", 0.3, (1, 0.3, -0.3 * 12, 0, 1, 0)),
+     ("ShearY", -0.2, (1, 0, 0, -0.2, 1, 0.2 * 12))],
 )
 def test_geometric_matches_pil_inside(name: str, mag: float, data) -> None:
     img, x = _pil_image()

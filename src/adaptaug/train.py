@@ -167,7 +167,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         raise ConfigError("per-sample AugNet needs every sample's loss where it decides, but under torchrun only "
                           "rank 0 observes; train it in one process")
     if policy.learns:
-        probe_inputs, probe_targets = task.probe(config.augnet.probe_size, torch.Generator().manual_seed(config.seed + 3))
+        probe_gen = torch.Generator().manual_seed(config.seed + 3)
+        probe_inputs, probe_targets = task.probe(config.augnet.probe_size, probe_gen)
         if channels_last:  # the probe forward in the layout of the training step's
             probe_inputs = _channels_last(probe_inputs)
         policy.attach(model, task.loss_fn, probe_inputs, probe_targets, accuracy_fn=task.accuracy_fn,
@@ -283,7 +284,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         "model_runtime": round(times["model"], 4),
         "validation_runtime": round(times["validation"], 4),
     })
-    if config.robustness and ctx.is_main:  # eval_robust_* (attacks, corruptions); timed apart, not part of train_runtime
+    # eval_robust_* (attacks, corruptions); timed apart, not part of train_runtime
+    if config.robustness and ctx.is_main:
         from adaptaug.robustness import robustness
         t = time.perf_counter()
         metrics.update(robustness(model, task, seed=config.seed))

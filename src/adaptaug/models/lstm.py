@@ -2,8 +2,8 @@
 
 embedding 128 (id 0 = padding) -> BiLSTM 64 per direction over the padded batch (padding never reaches the
 final states; see :mod:`adaptaug.models.bilstm`) -> concatenated final states (128) -> fc 128 ReLU -> dropout
-0.5 -> one logit (sigmoid via BCE-with-logits). ``classifier`` is the last linear layer, so AugNet's alignment reward reads its
-128 input features. ``forward_embedded`` runs from embeddings, for attacks in embedding space.
+0.5 -> one logit (sigmoid via BCE-with-logits). ``classifier`` is the last linear layer, so AugNet's alignment
+reward reads its 128 input features. ``forward_embedded`` runs from embeddings, for attacks in embedding space.
 """
 from __future__ import annotations
 
