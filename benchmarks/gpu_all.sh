@@ -70,15 +70,15 @@ part ops_throughput 75 python3 benchmarks/ops_throughput.py --device "$DEVICE" -
 # 3. Step overhead and epoch time per policy (eager float32; CUDA's default layout, NCHW), with the DataLoader +
 #    per-image torchvision loop; this part also decodes CIFAR-10 into the cache the later parts read.
 part training_speed_eager 130 $SPEED --epochs 1
-# 3a. The same without drawing ahead (one kernel call per batch of 64), for the policies it matters to.
-part training_speed_ahead1 60 $SPEED --epochs 1 --augment-ahead 1 --no-baseline --policies none,trivialaugment,augnet
+# 3a. The step's forward and backward captured as CUDA graphs (torch.compile's reduce-overhead; new in the eleventh
+#     session, never run on a GPU yet): 3 epochs, so the last one is past compilation and graph recording.
+part training_speed_graphs 100 $SPEED --epochs 3 --compile-mode reduce-overhead --no-baseline \
+  --policies none,trivialaugment,augnet
 # 3b. The bare step's floor: fused Adam, channels_last, bf16, a CUDA graph of the whole step.
 part step_floor 35 python3 benchmarks/step_floor.py --device "$DEVICE" --steps ${FLOOR_STEPS:-200}
 # 4. AugNet's own cost against TrivialAugment (issue #7's time bound), the gate and a sparser probe.
 part augnet_cost 70 python3 benchmarks/augnet_cost.py --data "$CIFAR" --device "$DEVICE" ${LIMIT_ARG:---limit 20000} \
   --variants "augnet,augnet[gate],augnet[probe_every=4]"
-# 5. channels_last alone on CUDA (the default is off there because it was never measured alone).
-part training_speed_channels_last 45 $SPEED --epochs 1 --channels-last --no-baseline --policies none,augnet
 # 6. The 50-epoch CIFAR-10 augnet run with early stopping off: history.csv keeps each epoch's time if it is cut.
 part full50_augnet 70 python3 -m adaptaug train --task cifar10 --data "$CIFAR" --policy augnet --epochs 50 \
   --patience 1000 --no-robustness --device "$DEVICE" $LIMIT_ARG --out /tmp/full50-augnet --no-progress

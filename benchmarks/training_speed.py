@@ -3,10 +3,12 @@
     python benchmarks/training_speed.py --data ../shared/datasets/cifar10 [--limit 5000] [--epochs 1]
         [--policies none,standard,randaugment,trivialaugment,augnet] [--device cpu|cuda] [--threads N]
         [--baseline-workers 2] [--no-baseline] [--amp bf16] [--channels-last] [--compile]
+        [--compile-mode reduce-overhead]
 
 For each policy, ``adaptaug.train.train`` runs ``--epochs`` epochs on CIFAR-10 (early stopping off, no
 robustness evaluation) and the table gives the training time per epoch without validation, the time per step,
-the step time relative to ``none`` (the speed issue's "step overhead") and AugNet's share. The baseline is
+the step time relative to ``none`` (the speed issue's "step overhead"), AugNet's share and the last epoch's time
+(validation included; with ``--compile`` and 2+ epochs, the steady state without the compile time). The baseline is
 what a user without adaptaug writes: a ``torch.utils.data.DataLoader`` over the same uint8 images with
 ``--baseline-workers`` workers, per image crop+flip and RandAugment(n=2, m=9) in Pillow (torchvision's
 ``RandAugment`` when torchvision is installed, else the Pillow re-implementation below), ``ToTensor``, and the
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from adaptaug.config import TrainConfig
+from adaptaug.config import COMPILE_MODES, TrainConfig
 from adaptaug.tasks import build_task
 from adaptaug.train import train
 
@@ -150,10 +152,13 @@ def main() -> None:
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                         help="default: adaptaug's (on for the CPU); the Pillow loop follows the same setting")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
+                        help="torch.compile's mode (implies --compile); reduce-overhead: CUDA graphs on CUDA")
     parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=None,
                         help="one untimed epoch first (default: on CUDA, where the first run pays cuDNN's autotuning "
                              "and the allocator's growth)")
     args = parser.parse_args()
+    args.compile = args.compile or args.compile_mode is not None
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -162,14 +167,15 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device "
           f"{device}{' ' + torch.cuda.get_device_name() if device.type == 'cuda' else ''}; torch "
           f"{torch.__version__}; {task.size('train')} training images, {args.epochs} epoch(s); amp {args.amp}, "
-          f"channels_last {channels_last}, compile {args.compile}; date {date.today()}\n")
-    print("| policy | s / epoch (train) | ms / step | step vs none | AugNet % | eval_accuracy |")
-    print("|---|---:|---:|---:|---:|---:|")
+          f"channels_last {channels_last}, compile {args.compile} ({args.compile_mode or 'default'}); "
+          f"date {date.today()}\n")
+    print("| policy | s / epoch (train) | ms / step | step vs none | AugNet % | eval_accuracy | last epoch (s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     per_epoch: dict[str, float] = {}
     configs = {policy: TrainConfig(task="cifar10", data=args.data, policy=policy, epochs=args.epochs,
                                    limit=args.limit, device=str(device), patience=args.epochs + 1, robustness=False,
                                    amp=args.amp, channels_last=channels_last, compile=args.compile,
-                                   augment_ahead=args.augment_ahead)
+                                   compile_mode=args.compile_mode or "default", augment_ahead=args.augment_ahead)
                for policy in args.policies.split(",")}
     if args.warmup if args.warmup is not None else device.type == "cuda":
         train(replace(next(iter(configs.values())), epochs=1), task=task, progress=False, write=False)
@@ -181,12 +187,13 @@ def main() -> None:
         per_epoch[policy] = seconds
         ratio = seconds / per_epoch["none"] if "none" in per_epoch else float("nan")
         print(f"| {policy} | {seconds:.2f} | {1000 * seconds / steps:.2f} | {ratio:.2f}x | "
-              f"{m['augnet_overhead_percent']:.1f} | {m['eval_accuracy']:.4f} |", flush=True)
+              f"{m['augnet_overhead_percent']:.1f} | {m['eval_accuracy']:.4f} | "
+              f"{result.history[-1]['epoch_seconds']:.2f} |", flush=True)
     if not args.no_baseline:
         seconds, steps, kind = pillow_epoch_seconds(task, args.epochs, args.baseline_workers, device, args.amp,
                                                      channels_last)
         print(f"| DataLoader ({args.baseline_workers} workers) + {kind} + crop+flip | {seconds:.2f} | "
-              f"{1000 * seconds / steps:.2f} | {seconds / per_epoch.get('none', math.nan):.2f}x | | |")
+              f"{1000 * seconds / steps:.2f} | {seconds / per_epoch.get('none', math.nan):.2f}x | | | |")
         print()
         for policy, ours in per_epoch.items():
             print(f"adaptaug {policy}: {seconds / ours:.2f}x the speed of the DataLoader + Pillow loop")

@@ -248,6 +248,26 @@ def test_alignment_reward_prefers_ops_that_keep_the_label(reward):
     assert p_blank < 0.10, policy.op_probabilities  # uniform start: 0.20
 
 
+@pytest.mark.parametrize("reused_outputs", [False, True])
+def test_a_round_keeps_a_copy_of_the_features_when_the_step_reuses_its_outputs(reused_outputs: bool):
+    # under CUDA graphs the step writes its outputs (the last layer's input among them) into the same memory every
+    # step, so the features a round keeps for its reward must be copies; otherwise the hook's own tensor is kept
+    images, labels = _digits_batches()
+    head = nn.Linear(32, 10)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), head)
+    policy = AugNetPolicy(SPACE, 10, total_steps=40, config=AugNetConfig(update_every=4),
+                          generator=torch.Generator().manual_seed(0))
+    loss_fn = lambda logits, y: F.cross_entropy(logits, y, reduction="none")  # noqa: E731
+    policy.attach(net, loss_fn, images[-64:], labels[-64:], head=head, reused_outputs=reused_outputs)
+    idx = torch.arange(32)
+    logits = net(policy(images[idx]))
+    policy.observe(logits, labels[idx])
+    kept = policy._pending[-1].features
+    shares = kept.untyped_storage().data_ptr() == policy._features.untyped_storage().data_ptr()
+    assert shares != reused_outputs
+    assert torch.equal(kept, policy._features)
+
+
 def test_observe_before_attach_is_a_clear_error():
     policy = AugNetPolicy(SPACE, 10, total_steps=10)
     policy.sample(4)

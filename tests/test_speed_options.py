@@ -62,6 +62,27 @@ def test_compile_trains() -> None:
     assert metrics["eval_accuracy"] > 0.5  # it learns (chance 0.1)
 
 
+def test_compile_mode_is_checked_and_the_cli_flag_implies_compile() -> None:
+    from adaptaug.cli import build_parser, train_config
+
+    with pytest.raises(ConfigError, match="compile_mode must be one of"):
+        TrainConfig(compile=True, compile_mode="fastest")
+    parse = build_parser().parse_args
+    config = train_config(parse(["train", "--task", "digits", "--compile-mode", "reduce-overhead"]))
+    assert config.compile and config.compile_mode == "reduce-overhead"
+    config = train_config(parse(["train", "--task", "digits"]))
+    assert not config.compile and config.compile_mode == "default"
+
+
+@pytest.mark.slow
+def test_augnet_trains_under_compile_mode_reduce_overhead() -> None:
+    # on the CPU there are no CUDA graphs: this checks the plumbing and AugNet's features under the mode; the
+    # graphs themselves are benchmarks/gpu_all.sh's part training_speed_graphs
+    result = train(TrainConfig(**{**DIGITS, "epochs": 1}, compile=True, compile_mode="reduce-overhead"),
+                   progress=False, write=False)
+    assert result.metrics["augnet_runtime"] > 0 and result.metrics["eval_accuracy"] > 0.3
+
+
 @pytest.mark.slow
 def test_compiled_augnet_after_a_compiled_run_of_the_same_model_still_sees_features() -> None:
     # found on the H100: `none` then `augnet`, both compiled, in one process; the second reused the first's

@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from adaptaug import __version__
 from adaptaug.errors import AdaptaugError
+
+if TYPE_CHECKING:  # the CLI imports torch-heavy modules lazily, when a command needs them
+    from adaptaug.config import TrainConfig
 
 EXIT_BAD_INPUT = 2
 
@@ -58,6 +61,7 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from adaptaug.compare import VARIANT_SYNTAX
+    from adaptaug.config import COMPILE_MODES
     from adaptaug.policies import POLICIES
     from adaptaug.policies.augnet import AugNetConfig
     from adaptaug.rewards import REWARDS
@@ -114,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="continue an interrupted run from its last checkpoint (other options are ignored)")
     tr.add_argument("--no-robustness", action="store_true", help="skip the eval_robust_* evaluation")
     tr.add_argument("--compile", action="store_true", help="torch.compile the training step's model")
+    tr.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
+                    help="torch.compile's mode (implies --compile); reduce-overhead captures the step as CUDA graphs")
     tr.add_argument("--amp", default="off", choices=["off", "bf16"], help="autocast the training forward")
     tr.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                     help="NHWC weights and inputs for image models (default: on for the CPU, off on CUDA)")
@@ -167,8 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from adaptaug.config import TrainConfig
-    from adaptaug.policies.augnet import AugNetConfig
     from adaptaug.train import resume, train
 
     if args.resume:
@@ -176,18 +180,26 @@ def _train(args: argparse.Namespace) -> int:
         print(json.dumps(result.metrics, indent=2))
         print(f"run written to {result.run_dir}", file=sys.stderr)
         return 0
-    config = TrainConfig(task=args.task, data=args.data, policy=args.policy, epochs=args.epochs,
-                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
-                         patience=args.patience, limit=args.limit, val_size=args.val_size,
-                         robustness=not args.no_robustness,
-                         compile=args.compile, amp=args.amp, channels_last=args.channels_last,
-                         augment_ahead=args.augment_ahead, augnet=AugNetConfig(**_augnet_options(args)))
-    result = train(config, progress=not args.no_progress)
+    result = train(train_config(args), progress=not args.no_progress)
     if result.run_dir is None:  # a data-parallel rank other than 0: rank 0 reports
         return 0
     print(json.dumps(result.metrics, indent=2))
     print(f"run written to {result.run_dir}", file=sys.stderr)
     return 0
+
+
+def train_config(args: argparse.Namespace) -> "TrainConfig":
+    """The TrainConfig that ``adaptaug train``'s parsed arguments ask for."""
+    from adaptaug.config import TrainConfig
+    from adaptaug.policies.augnet import AugNetConfig
+
+    return TrainConfig(task=args.task, data=args.data, policy=args.policy, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
+                       patience=args.patience, limit=args.limit, val_size=args.val_size,
+                       robustness=not args.no_robustness,
+                       compile=args.compile or args.compile_mode is not None,  # a mode implies compiling
+                       compile_mode=args.compile_mode or "default", amp=args.amp, channels_last=args.channels_last,
+                       augment_ahead=args.augment_ahead, augnet=AugNetConfig(**_augnet_options(args)))
 
 
 def _augnet_options(args: argparse.Namespace) -> dict:

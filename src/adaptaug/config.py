@@ -11,6 +11,8 @@ from adaptaug.policies.augnet import AugNetConfig
 if TYPE_CHECKING:
     import torch
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+
 
 @dataclass
 class TrainConfig:
@@ -29,6 +31,9 @@ class TrainConfig:
     robustness: bool = True  # eval_robust_* keys (attacks, corruptions) after the test evaluation
     # Speed knobs, off by default until measured to help (BENCHMARKS.md); evaluation always runs in float32.
     compile: bool = False  # torch.compile the training step's model
+    # torch.compile's mode: "reduce-overhead" also captures the step's forward and backward as CUDA graphs (on CUDA;
+    # the bare step's graph measured 0.52 ms against 2.6 ms eager on an H200, BENCHMARKS.md), the others don't
+    compile_mode: str = "default"
     amp: str = "off"  # "bf16": autocast the training forward in bfloat16 (costs accuracy on CIFAR-10: reports/)
     # NHWC weights and inputs for image models; None = on for the CPU, where it measured 1.2x (the step) to 2.5x
     # (AugNet's probe) faster, off on CUDA, where it did not help (an H200 epoch: 2.07 s against 2.03)
@@ -52,6 +57,8 @@ class TrainConfig:
             raise ConfigError(f"patience must be >= 1, got {self.patience!r}")
         if not self.val_size > 0:
             raise ConfigError(f"val_size must be > 0, got {self.val_size!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ConfigError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.amp not in ("off", "bf16"):
             raise ConfigError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
         if self.channels_last not in (None, True, False):

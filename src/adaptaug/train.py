@@ -151,7 +151,11 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         # Dynamo does not guard on module hooks: a graph compiled earlier in this process for another model of
         # the same class (no AugNet hook on it) would be reused, and AugNet would never see its features
         torch._dynamo.reset()
-        step_model = torch.compile(step_model)
+        step_model = torch.compile(step_model, mode=config.compile_mode)
+    # CUDA-graph modes replay the step's graphs into the same output memory: each step is marked as a new one, and
+    # what outlives a step (AugNet's features) is copied out by its reader
+    graphed_steps = config.compile and device.type == "cuda" and config.compile_mode in ("reduce-overhead",
+                                                                                         "max-autotune")
     amp_dtype = torch.bfloat16 if config.amp == "bf16" else None  # the training forward's; AugNet's probe follows
     autocast = torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
     # one fused kernel instead of Adam's foreach passes: the seed CNN's step 0.88x on an H200, where a batch-64
@@ -172,7 +176,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         if channels_last:  # the probe forward in the layout of the training step's
             probe_inputs = _channels_last(probe_inputs)
         policy.attach(model, task.loss_fn, probe_inputs, probe_targets, accuracy_fn=task.accuracy_fn,
-                      amp=amp_dtype)
+                      amp=amp_dtype, reused_outputs=graphed_steps)
 
     run_dir = Path(config.out) if config.out else default_run_dir(config)
     if write and resume_from is None:
@@ -215,6 +219,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
             t2 = time.perf_counter()
             if channels_last:
                 augmented = _channels_last(augmented)
+            if graphed_steps:
+                torch.compiler.cudagraph_mark_step_begin()
             with autocast:
                 logits = step_model(*augmented)
             logits = logits.float()  # loss, metrics and AugNet's feedback in float32

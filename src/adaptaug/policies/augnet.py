@@ -230,17 +230,20 @@ class AugNetPolicy(Policy):
     # ----------------------------------------------------------------------------------------- wiring
     def attach(self, model: nn.Module, loss_fn: LossFn, probe_inputs: torch.Tensor | tuple,
                probe_targets: torch.Tensor, head: nn.Module | None = None,
-               accuracy_fn: LossFn = default_accuracy, amp: torch.dtype | None = None) -> "AugNetPolicy":
+               accuracy_fn: LossFn = default_accuracy, amp: torch.dtype | None = None,
+               reused_outputs: bool = False) -> "AugNetPolicy":
         """Connect the primary model. ``head`` is its last linear layer (default ``model.classifier``);
         ``probe_*`` is a small held-out batch (validation data, never test), inputs as ``model(*inputs)``,
         already in the memory format the training step feeds. ``amp``: the autocast dtype of the training
         forward (e.g. ``torch.bfloat16``), which AugNet's own forwards (probe, clean inputs) then use too;
-        logits are read in float32 either way."""
+        logits are read in float32 either way. ``reused_outputs``: the training step writes its outputs into the
+        same memory every step (CUDA graphs), so the features a round keeps are copied out."""
         head = head if head is not None else getattr(model, "classifier", None)
         if self.reward.needs_gradients and not isinstance(head, nn.Linear):
             raise ConfigError("AugNet's alignment reward needs the model's last nn.Linear: pass head=... "
                               "or give the model a `classifier` attribute")
         self._model, self.loss_fn, self.accuracy_fn, self._amp = model, loss_fn, accuracy_fn, amp
+        self._copy_features = reused_outputs
         inputs = probe_inputs if isinstance(probe_inputs, tuple) else (probe_inputs,)
         n = min(self.config.probe_size, len(probe_targets))
         self._probe = (tuple(x[:n] for x in inputs), probe_targets[:n])
@@ -368,6 +371,8 @@ class AugNetPolicy(Policy):
             return
         start = time.perf_counter()
         features = self._features
+        if self._copy_features and features is not None:  # the next step's graph replay would overwrite them
+            features = features.clone()
         record = StepRecord(op_idx=action.op_idx, bins=action.bins, sample_ids=action.sample_ids,
                             states=action.states, applied=action.applied)
         with torch.enable_grad():
