@@ -70,21 +70,19 @@ part ops_throughput 75 python3 benchmarks/ops_throughput.py --device "$DEVICE" -
 # 3. Step overhead and epoch time per policy (eager float32; CUDA's default layout, NCHW), with the DataLoader +
 #    per-image torchvision loop; this part also decodes CIFAR-10 into the cache the later parts read.
 part training_speed_eager 130 $SPEED --epochs 1
-# 3a. The step's forward and backward captured as CUDA graphs (torch.compile's reduce-overhead; new in the eleventh
+# 4. The step's forward and backward captured as CUDA graphs (torch.compile's reduce-overhead; new in the eleventh
 #     session, never run on a GPU yet): 3 epochs, so the last one is past compilation and graph recording.
 part training_speed_graphs 100 $SPEED --epochs 3 --compile-mode reduce-overhead --no-baseline \
   --policies none,trivialaugment,augnet
-# 3b. The bare step's floor: fused Adam, channels_last, bf16, a CUDA graph of the whole step.
+# 5. The bare step's floor: fused Adam, channels_last, bf16, a CUDA graph of the whole step.
 part step_floor 35 python3 benchmarks/step_floor.py --device "$DEVICE" --steps ${FLOOR_STEPS:-200}
-# 4. AugNet's own cost against TrivialAugment (issue #7's time bound), the gate and a sparser probe.
+# 6. AugNet's own cost against TrivialAugment (issue #7's time bound), the gate and a sparser probe.
 part augnet_cost 70 python3 benchmarks/augnet_cost.py --data "$CIFAR" --device "$DEVICE" ${LIMIT_ARG:---limit 20000} \
   --variants "augnet,augnet[gate],augnet[probe_every=4]"
-# 6. The 50-epoch CIFAR-10 augnet run with early stopping off: history.csv keeps each epoch's time if it is cut.
+# 7. The 50-epoch CIFAR-10 augnet run with early stopping off: history.csv keeps each epoch's time if it is cut.
 part full50_augnet 70 python3 -m adaptaug train --task cifar10 --data "$CIFAR" --policy augnet --epochs 50 \
   --patience 1000 --no-robustness --device "$DEVICE" $LIMIT_ARG --out /tmp/full50-augnet --no-progress
 cp /tmp/full50-augnet/history.csv "$WORK/full50_history.csv" 2>/dev/null; save
-# 7. torch.compile (compile time included in a 2-epoch run, so the second epoch is the one to read).
-part training_speed_compile 80 $SPEED --epochs 2 --compile --no-baseline --policies none,augnet
 # 8. Synchronising calls per training epoch and policy (expected: a few for the loss read and validation;
 #    AugNet adds its per-round reads).
 if [ "$DEVICE" = cuda ]; then
@@ -115,8 +113,6 @@ fi
 # 9. Where the step's time goes: profiler tables and kernel launches per step.
 part step_profile 40 python3 benchmarks/step_profile.py --data "$CIFAR" --device "$DEVICE" --limit ${LIMIT:-3200} \
   --policies none,augnet --rows 25
-# 10. bf16 autocast (on CUDA, NCHW).
-part training_speed_bf16 40 $SPEED --epochs 1 --amp bf16 --no-baseline --policies none,augnet
 
 if [ "${GRID:-0}" = 1 ]; then  # issue #7's full CIFAR-10 grid (3 seeds, <= 50 epochs, early stopping), all at once:
   # one run leaves the GPU mostly idle (the step is host-bound), 16 cores feed about a dozen
