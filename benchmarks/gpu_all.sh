@@ -72,8 +72,9 @@ part ops_throughput 75 python3 benchmarks/ops_throughput.py --device "$DEVICE" -
 part training_speed_eager 130 $SPEED --epochs 1
 # 4. The step's forward and backward captured as CUDA graphs (torch.compile's reduce-overhead; new in the eleventh
 #     session, never run on a GPU yet): 3 epochs, so the last one is past compilation and graph recording.
-part training_speed_graphs 100 $SPEED --epochs 3 --compile-mode reduce-overhead --no-baseline \
-  --policies none,trivialaugment,augnet
+#     perf_hints logs why inductor skips the graphs if it does ("skipping cudagraphs due to ...").
+part training_speed_graphs 100 env TORCH_LOGS=perf_hints $SPEED --epochs 3 --compile-mode reduce-overhead \
+  --no-baseline --policies none,trivialaugment,augnet
 # 5. The bare step's floor: fused Adam, channels_last, bf16, a CUDA graph of the whole step.
 part step_floor 35 python3 benchmarks/step_floor.py --device "$DEVICE" --steps ${FLOOR_STEPS:-200}
 # 6. AugNet's own cost against TrivialAugment (issue #7's time bound), the gate and a sparser probe.
