@@ -107,6 +107,11 @@ def _select(mask: Tensor, chosen: Tensor | float, other: Tensor) -> Tensor:
     return torch.lerp(other, chosen, mask.to(other.dtype))
 
 
+def _select_(mask: Tensor, chosen: Tensor, other: Tensor) -> Tensor:
+    """``_select`` written into ``other``, a tensor the kernel made itself (one allocation fewer)."""
+    return other.lerp_(chosen, mask.to(other.dtype))
+
+
 def _blend(images: Tensor, degenerate: Tensor, factor: Tensor) -> Tensor:
     # PIL ImageEnhance / torchvision _blend: f x + (1 - f) d, factor 0 gives the degenerate image, 1 the input.
     # As one lerp (one pass instead of three; lerp is exact at weight 1, so factor 1 returns the input bit for
@@ -156,9 +161,8 @@ def _warp(images: Tensor, linear: Tensor, changed: Tensor) -> Tensor:
         torch.sub(*y_terms, out=grid[..., 1])
     warped = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
                                              align_corners=True)
-    keep = _per_sample(~changed).to(images.dtype)
-    # lerp is exact at weight 0 and 1 (_select): unchanged samples get the input bit for bit; in place if it can
-    return warped.lerp_(images, keep) if _owned(warped, images) else torch.lerp(warped, images, keep)
+    select = _select_ if _owned(warped, images) else _select  # unchanged samples get the input bit for bit
+    return select(_per_sample(~changed), images, warped)
 
 
 def _shear_linear(mag: Tensor, axis: int) -> Tensor:
@@ -368,9 +372,8 @@ def posterize(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor
     removed = mag.round().clamp(0, 8)
     step = _per_sample(torch.exp2(removed))  # (B, 1, 1, 1) = 2 ** bits removed
     posterized = _to_levels(images).div_(step).floor_().mul_(step).div_(255)  # in place on a new tensor
-    # 0 bits removed returns the input itself, not its 8-bit rounding, so level 0 is a true identity (lerp is
-    # exact at weight 0 and 1, as in _select).
-    return posterized.lerp_(images, _per_sample(removed == 0).to(images.dtype))
+    # 0 bits removed returns the input itself, not its 8-bit rounding, so level 0 is a true identity.
+    return _select_(_per_sample(removed == 0), images, posterized)
 
 
 @_kernel(in_range=True)
@@ -378,8 +381,7 @@ def solarize(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
     """Invert pixels above threshold 1 - mag. Strictly above, so mag 0 is the identity; torchvision and
     kornia invert at >= threshold, which differs only for pixels exactly at the threshold."""
     threshold = _per_sample(1 - mag)
-    # _select(images > threshold, 1 - images, images) with the lerp written into the inverted copy
-    return (1 - images).lerp_(images, (images <= threshold).to(images.dtype))
+    return _select_(images <= threshold, images, 1 - images)
 
 
 @_kernel
@@ -418,8 +420,8 @@ def equalize(images: Tensor, mag: Tensor, generator: torch.Generator) -> Tensor:
     half = torch.where(step >= 1, torch.floor(step / 2), step / 2)  # PIL's n = step // 2
     lut = torch.floor((half + below) / step.clamp(min=1e-12)).clamp(max=255)  # (B*C, 256)
     out = lut.to(images.dtype).div_(255).gather(1, index)  # scaled on the 256-entry table, not on every pixel
-    # One level only (below_top == 0): unchanged, as PIL (in place; lerp is exact at weight 0 and 1, _select).
-    return out.lerp_(flat, (below_top == 0).to(images.dtype)).view(b, c, h, w)
+    # One level only (below_top == 0): unchanged, as PIL.
+    return _select_(below_top == 0, flat, out).view(b, c, h, w)
 
 
 @_kernel(in_range=True)
