@@ -67,6 +67,11 @@ def test_compile_mode_is_checked_and_the_cli_flag_implies_compile() -> None:
 
     with pytest.raises(ConfigError, match="compile_mode must be one of"):
         TrainConfig(compile=True, compile_mode="fastest")
+    with pytest.raises(ConfigError, match="needs compile=True"):
+        TrainConfig(compile_mode="reduce-overhead")
+    assert TrainConfig(compile=True, compile_mode="reduce-overhead").cuda_graphs_on(torch.device("cuda"))
+    assert not TrainConfig(compile=True, compile_mode="reduce-overhead").cuda_graphs_on(torch.device("cpu"))
+    assert not TrainConfig(compile=True).cuda_graphs_on(torch.device("cuda"))
     parse = build_parser().parse_args
     config = train_config(parse(["train", "--task", "digits", "--compile-mode", "reduce-overhead"]))
     assert config.compile and config.compile_mode == "reduce-overhead"

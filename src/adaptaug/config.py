@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import torch
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
 
 
 @dataclass
@@ -59,6 +60,8 @@ class TrainConfig:
             raise ConfigError(f"val_size must be > 0, got {self.val_size!r}")
         if self.compile_mode not in COMPILE_MODES:
             raise ConfigError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
+        if self.compile_mode != "default" and not self.compile:
+            raise ConfigError(f"compile_mode {self.compile_mode!r} needs compile=True (it is torch.compile's mode)")
         if self.amp not in ("off", "bf16"):
             raise ConfigError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
         if self.channels_last not in (None, True, False):
@@ -71,6 +74,11 @@ class TrainConfig:
     def channels_last_on(self, device: "torch.device") -> bool:
         """Whether runs on ``device`` use channels_last (``channels_last=None``: on the CPU only)."""
         return self.channels_last if self.channels_last is not None else device.type == "cpu"
+
+    def cuda_graphs_on(self, device: "torch.device") -> bool:
+        """Whether the training step on ``device`` is replayed from CUDA graphs (a compile mode that captures them,
+        on CUDA)."""
+        return self.compile and device.type == "cuda" and self.compile_mode in CUDA_GRAPH_MODES
 
     @property
     def resolved_augment_ahead(self) -> int:

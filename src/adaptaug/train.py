@@ -154,8 +154,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         step_model = torch.compile(step_model, mode=config.compile_mode)
     # CUDA-graph modes replay the step's graphs into the same output memory: each step is marked as a new one, and
     # what outlives a step (AugNet's features) is copied out by its reader
-    graphed_steps = config.compile and device.type == "cuda" and config.compile_mode in ("reduce-overhead",
-                                                                                         "max-autotune")
+    graphed_steps = config.cuda_graphs_on(device)
     amp_dtype = torch.bfloat16 if config.amp == "bf16" else None  # the training forward's; AugNet's probe follows
     autocast = torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
     # one fused kernel instead of Adam's foreach passes: the seed CNN's step 0.88x on an H200, where a batch-64
