@@ -16,7 +16,8 @@ from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError, DataError
 from adaptaug.evaluate_run import evaluate_run
 from adaptaug.ops.space import OpSpace
-from adaptaug.policies.replay import ReplayPolicy, export_policy, load_schedule, schedule_from_run
+from adaptaug.augment import NO_OP
+from adaptaug.policies.replay import ReplayPolicy, Schedule, export_policy, load_schedule, schedule_from_run
 from adaptaug.train import train
 
 RUNTIME = ("runtime", "per_second", "overhead")
@@ -254,6 +255,42 @@ def test_export_policy_round_trips(digits_run, tmp_path):
         load_schedule(path)
     with pytest.raises(ConfigError, match="no AugNet trace to replay"):
         schedule_from_run(_plain_run(tmp_path / "plain"))
+
+
+@pytest.fixture(scope="module")
+def gated_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gated") / "run"
+    train(TrainConfig(policy="augnet", out=str(out), robustness=False, augnet={"gate": True}, **DIGITS),
+          progress=False)
+    return out
+
+
+def test_replay_of_a_gated_run_gives_the_logged_share_of_samples_an_op(gated_run, tmp_path):
+    """AugNet's gate logs the share of samples its op reaches (augmented_share); the replay keeps it: its trace
+    carries the same column, and each plan gives about that share of samples an op (the rest: NO_OP)."""
+    logged = _csv(gated_run / "trace.csv")
+    schedule = schedule_from_run(gated_run)
+    assert schedule.shares == [0.5] + [float(r["augmented_share"]) for r in logged]  # the gate starts at 0.5
+    export_policy(gated_run, tmp_path / "p.json")
+    assert load_schedule(tmp_path / "p.json") == schedule  # the share is each row's fifth element
+    result = train(TrainConfig(policy=f"replay:{gated_run}", out=str(tmp_path / "r"), robustness=False, **DIGITS),
+                   progress=False)
+    assert result.metrics["epoch"] >= 1
+    columns = ("step", "augmented_share")
+    replayed = [{k: r[k] for k in columns} for r in _csv(tmp_path / "r" / "trace.csv")]
+    assert replayed == [{k: r[k] for k in columns} for r in logged]
+    space = OpSpace.of(schedule.ops)
+    for share in (0.1, 0.9):
+        fixed = Schedule(schedule.ops, [0], schedule.probs[:1], schedule.levels[:1], 10, shares=[share])
+        plan = ReplayPolicy(fixed, space, 10, torch.Generator().manual_seed(0)).sample(20_000)
+        assert float((plan.op_ids[:, -1] != NO_OP).double().mean()) == pytest.approx(share, abs=0.01)
+    with pytest.raises(ConfigError, match="shares need one value in \\[0, 1\\] per row"):
+        Schedule(schedule.ops, [0], schedule.probs[:1], schedule.levels[:1], 10, shares=[1.5])
+    data = json.loads((tmp_path / "p.json").read_text())
+    data["rows"][0] = data["rows"][0][:4]
+    (tmp_path / "p.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="a share in some rows and not in others"):
+        load_schedule(tmp_path / "p.json")
 
 
 def _plain_run(out: Path) -> Path:

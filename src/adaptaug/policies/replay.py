@@ -22,11 +22,16 @@ Replay (:class:`ReplayPolicy`, no AugNet in the loop, nothing learned):
   length, the replay's own trace (a row whenever a new schedule row comes into force: ``step``,
   ``source_step``, ``p_<op>``, ``m_<op>`` = the mean of the level distribution) equals the source's
   ``step``/``p_``/``m_`` columns exactly. Individual draws are not the source's (those were never logged).
+- **Share.** A run whose AugNet set the share of samples that get its op (its gate, or a warmup) logged it as
+  ``augmented_share``; the replay gives the row's share of samples an op (each sample independently, as AugNet
+  did) and the rest only the base augmentation. Its starting row: the gate's 0.5, the warmup's 0. Without the
+  column every sample gets an op.
 - **Base.** As for AugNet: on top of the task's standard augmentation (crop+flip), alone for text and NER.
 
 ``adaptaug export-policy RUN_DIR -o policy.json`` writes the schedule as a small JSON file (format
 ``adaptaug-policy-v1``: ``task``, ``ops``, ``num_bins``, ``wide``, ``total_steps``, and ``rows`` of
-``[step, fraction, [p per op], [m per op]]``), which replays exactly as the run directory does.
+``[step, fraction, [p per op], [m per op]]``, and a fifth element, the share, in every row or none), which replays
+exactly as the run directory does.
 The op space of the schedule must be the task's (same op names; order may differ): else a ConfigError.
 """
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Any, Sequence
 
 import torch
 
-from adaptaug.augment import AugPlan
+from adaptaug.augment import NO_OP, AugPlan
 from adaptaug.errors import ConfigError
 from adaptaug.io import read_run_config
 from adaptaug.ops.space import OpSpace
@@ -66,6 +71,7 @@ class Schedule:
     wide: bool = True
     task: str | None = None
     source: str = ""
+    shares: list[float] | None = None  # (R,) share of samples that get an op (AugNet's gate or warmup); None: all
 
     def __post_init__(self) -> None:
         k, r = len(self.ops), len(self.steps)
@@ -83,13 +89,16 @@ class Schedule:
                 raise ConfigError(f"schedule {self.source}: row {i} probabilities must be >= 0 and sum to 1")
             if not all(math.isfinite(x) and 0 <= x <= 1 for x in m):
                 raise ConfigError(f"schedule {self.source}: row {i} mean levels must be in [0, 1]")
+        if self.shares is not None and (len(self.shares) != r
+                                        or not all(math.isfinite(x) and 0 <= x <= 1 for x in self.shares)):
+            raise ConfigError(f"schedule {self.source}: shares need one value in [0, 1] per row ({r})")
 
     # ------------------------------------------------------------------------------------------- JSON
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "task": self.task, "source": self.source, "ops": list(self.ops),
                 "num_bins": self.num_bins, "wide": self.wide, "total_steps": self.total_steps, "levels": LEVELS,
-                "rows": [[s, s / self.total_steps, list(p), list(m)]
-                         for s, p, m in zip(self.steps, self.probs, self.levels)]}
+                "rows": [[s, s / self.total_steps, list(p), list(m)] + ([self.shares[i]] if self.shares else [])
+                         for i, (s, p, m) in enumerate(zip(self.steps, self.probs, self.levels))]}
 
     def dumps(self) -> str:
         """JSON text, one row per line (small, and readable in a diff)."""
@@ -103,10 +112,14 @@ class Schedule:
             raise ConfigError(f"{where} is not an adaptaug policy file (format {FORMAT})")
         try:
             rows = data["rows"]
+            with_share = [len(r) > 4 for r in rows]
+            if any(with_share) and not all(with_share):
+                raise ValueError("a share in some rows and not in others")
             return cls(ops=tuple(data["ops"]), steps=[int(r[0]) for r in rows],
                        probs=[[float(x) for x in r[2]] for r in rows], levels=[[float(x) for x in r[3]] for r in rows],
                        total_steps=int(data["total_steps"]), num_bins=int(data.get("num_bins", 10)),
-                       wide=bool(data.get("wide", True)), task=data.get("task"), source=str(data.get("source", where)))
+                       wide=bool(data.get("wide", True)), task=data.get("task"), source=str(data.get("source", where)),
+                       shares=[float(r[4]) for r in rows] if rows and all(with_share) else None)
         except (KeyError, TypeError, ValueError, IndexError) as err:
             raise ConfigError(f"{where}: malformed policy file ({type(err).__name__}: {err})") from None
 
@@ -122,7 +135,7 @@ class Schedule:
         index = [self.ops.index(n) for n in names]
         return Schedule(names, list(self.steps), [[p[i] for i in index] for p in self.probs],
                         [[m[i] for i in index] for m in self.levels], self.total_steps, self.num_bins, self.wide,
-                        self.task, self.source)
+                        self.task, self.source, self.shares)
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -151,6 +164,7 @@ def schedule_from_run(run_dir: str | os.PathLike) -> Schedule:
         steps = [int(float(r["step"])) for r in trace]
         probs = [[float(r[f"p_{op}"]) for op in ops] for r in trace]
         levels = [[float(r[f"m_{op}"]) for op in ops] for r in trace]
+        logged_shares = [float(r["augmented_share"]) for r in trace] if "augmented_share" in trace[0] else None
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{run_dir / 'trace.csv'} has a malformed row ({err})") from None
     # the source's length: the steps it trained (epochs run x steps per epoch); the last row if unknown
@@ -160,9 +174,12 @@ def schedule_from_run(run_dir: str | os.PathLike) -> Schedule:
     total = max(total, steps[-1], 1)
     augnet = config.get("augnet") or {}
     k = len(ops)
+    # AugNet's starting share: the gate's head starts at 0.5, a warmup at 0
+    gated = config.get("resolved_augnet_gate", augnet.get("gate"))
+    shares = None if logged_shares is None else [0.5 if gated else 0.0, *logged_shares]
     return Schedule(ops, [0, *steps], [[1.0 / k] * k, *probs], [[0.5] * k, *levels], total,
                     num_bins=int(augnet.get("num_bins", 10)), wide=bool(augnet.get("wide", True)),
-                    task=config.get("task"), source=str(run_dir))
+                    task=config.get("task"), source=str(run_dir), shares=shares)
 
 
 def load_schedule(source: str | os.PathLike) -> Schedule:
@@ -229,6 +246,11 @@ class ReplayPolicy(Policy):
     def mean_levels(self) -> dict[str, float]:
         return dict(zip(self.space.names, self.schedule.levels[self._active]))
 
+    @property
+    def augmented_share(self) -> float:
+        """The share of samples that get an op under the row in force (1 without logged shares)."""
+        return self.schedule.shares[self._active] if self.schedule.shares else 1.0
+
     def draw(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample op ids (B,) and levels (B,) in [0, 1] from the row in force (no step advance)."""
         g, row = self.generator, self._active
@@ -241,6 +263,9 @@ class ReplayPolicy(Policy):
         g = self.generator
         op_idx, levels = self.draw(batch_size)
         signs = random_signs((batch_size,), g)
+        if self.schedule.shares:  # the rest get the base augmentation only, as under AugNet's gate or warmup
+            applied = torch.rand(batch_size, generator=g) < self.augmented_share
+            op_idx = torch.where(applied, op_idx, NO_OP)
         plan = make_plan(self.space, op_idx[:, None], levels[:, None], signs[:, None], seed=draw_seed(g),
                          wide=self.schedule.wide)
         self.step += 1
@@ -250,6 +275,8 @@ class ReplayPolicy(Policy):
             row = {"step": self.step, "source_step": self.schedule.steps[new]}
             row.update({f"p_{n}": p for n, p in zip(self.space.names, self.schedule.probs[new])})
             row.update({f"m_{n}": m for n, m in zip(self.space.names, self.schedule.levels[new])})
+            if self.schedule.shares:
+                row["augmented_share"] = self.schedule.shares[new]
             self.trace.append(row)
         return plan
 
