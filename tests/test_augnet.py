@@ -111,6 +111,22 @@ def test_gate_refuses_what_it_does_not_combine_with(fields, message):
         AugNetConfig(gate=True, **fields)
 
 
+@pytest.mark.parametrize("fields,stacked,gated", [
+    ({}, True, True), ({}, False, False),  # by default: on over a base augmentation only
+    ({"gate": False}, True, False), ({"gate": True}, False, True),  # as given
+    ({"warmup": 0.5}, True, False), ({"per_sample": True}, True, False), ({"reward": "val-drop"}, True, False),
+])
+def test_gate_is_on_by_default_where_augnet_stacks_on_a_base(fields, stacked, gated):
+    from adaptaug.policies.fixed import StandardAugment
+    base = StandardAugment(generator=torch.Generator().manual_seed(0)) if stacked else None
+    policy = AugNetPolicy(SPACE, 10, total_steps=40, config=AugNetConfig(**fields), base=base)
+    assert policy.config.gate is gated and (policy.net.gate_head is not None) is gated
+    assert ("gate=True" in repr(policy)) is gated  # config.json's policy_repr says so too
+    assert AugNetConfig(**fields).gate == fields.get("gate")  # the config itself keeps what was asked for
+    with pytest.raises(ConfigError, match="gate"):
+        AugNetConfig(gate="yes")
+
+
 def test_constant_reward_stays_near_uniform():
     policy = _run_policy(PaysFor(None))
     probs = torch.tensor(list(policy.op_probabilities.values()))

@@ -249,12 +249,15 @@ def test_augnet_ablations_are_grid_entries(tmp_path):
     grid = GridConfig(task="digits", out=str(tmp_path), seeds=1,
                       policies=("augnet", "augnet[frozen]", "augnet[reward=mixed]", "augnet[without=gap]",
                                 "augnet[probe_every=4]", "augnet[entropy_coef=0.1]", "augnet[lr=0.003]",
-                                "augnet[probe_chunk=32]", "augnet[narrow]"))
+                                "augnet[probe_chunk=32]", "augnet[narrow]", "augnet[gate]", "augnet[no_gate]"))
     specs = {s.policy: s for s in run_specs(grid)}
     assert {s.run_dir.name for s in specs.values()} == {"augnet-s0", "augnet-frozen-s0", "augnet-reward-mixed-s0",
                                                         "augnet-without-gap-s0", "augnet-probe_every-4-s0",
                                                         "augnet-entropy_coef-0-1-s0", "augnet-lr-0-003-s0",
-                                                        "augnet-probe_chunk-32-s0", "augnet-narrow-s0"}
+                                                        "augnet-probe_chunk-32-s0", "augnet-narrow-s0",
+                                                        "augnet-gate-s0", "augnet-no_gate-s0"}
+    # the gate: None (the task decides: on over a base augmentation), or forced on / off
+    assert [specs[k].config.augnet.gate for k in ("augnet", "augnet[gate]", "augnet[no_gate]")] == [None, True, False]
     assert specs["augnet[lr=0.003]"].config.augnet.lr == 0.003
     assert specs["augnet[probe_chunk=32]"].config.augnet.probe_chunk == 32
     assert specs["augnet"].config.augnet.wide and not specs["augnet[narrow]"].config.augnet.wide

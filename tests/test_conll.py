@@ -370,6 +370,7 @@ def test_policies_sample_valid_augmented_batches(task, policy):
     from adaptaug.policies import build_policy
     pol = build_policy(policy, task, 100, torch.Generator().manual_seed(0))
     assert pol.base is None  # stack_base = False: one op space, nothing stacked under it
+    assert policy != "augnet" or pol.config.gate is False  # the gate is on only over a base augmentation
     (ids, lengths), tags = next(task.batches("train", 32, torch.Generator().manual_seed(0)))
     (new_ids, new_len), new_tags = task.augment_batch((ids, lengths), tags, pol.sample(32))
     assert new_ids.shape == new_tags.shape and new_ids.shape[1] == int(new_len.max())

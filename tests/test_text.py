@@ -467,6 +467,8 @@ def test_every_policy_runs_on_the_text_op_space(small_task, policy: str) -> None
     assert task.op_space.names == ("Identity", *TEXT_OPS) and task.stack_base is False
     pol = build_policy(policy, task, 100, _gen(0))
     assert pol.base is None  # text policies are not stacked on EDA
+    if policy == "augnet":  # nothing under it, so no gate: not augmenting would mean no augmentation at all
+        assert pol.config.gate is False and pol.net.gate_head is None
     (ids, lengths), targets = next(task.batches("train", 32, _gen(1)))
     plan = pol.sample(32)
     out, out_len = task.augment((ids, lengths), plan)

@@ -63,10 +63,13 @@ def test_cli_writes_the_run_directory(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "digits" and config["policy"] == "augnet" and config["seed"] == 1
     assert "version" in config
+    # digits stacks AugNet on crop+flip, so its gate is on by default; the config says what was asked (None)
+    assert config["augnet"]["gate"] is None and config["resolved_augnet_gate"] is True
     history = list(csv.DictReader(open(out / "history.csv")))
     assert [int(r["epoch"]) for r in history] == [1, 2]
     trace = list(csv.DictReader(open(out / "trace.csv")))
     assert trace and "p_Identity" in trace[0] and "m_Rotate" in trace[0] and "reward" in trace[0]
+    assert "augmented_share" in trace[0]
     probs = [float(v) for k, v in trace[-1].items() if k.startswith("p_")]
     assert abs(sum(probs) - 1) < 1e-4
     state = torch.load(out / "model.pt", weights_only=True)
@@ -80,8 +83,9 @@ def test_cli_augnet_options_reach_the_config(tmp_path):
     assert main(["train", "--epochs", "1", "--out", str(out), "--no-progress", "--no-robustness",
                  "--augnet-probe-size", "32", "--augnet-probe-every", "3", "--reward", "alignment",
                  "--augnet-probe-chunk", "8", "--augnet-without", "gap", "--augnet-per-sample",
-                 "--augnet-narrow"]) == 0
+                 "--augnet-narrow", "--no-augnet-gate"]) == 0
     augnet = json.loads((out / "config.json").read_text())["augnet"]
+    assert augnet["gate"] is False
     assert (augnet["probe_size"], augnet["probe_every"], augnet["reward"]) == (32, 3, "alignment")
     assert augnet["probe_chunk"] == 8
     assert augnet["drop_features"] == ["gap"] and augnet["learn"] is True and augnet["per_sample"] is True

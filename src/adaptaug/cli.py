@@ -106,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--augnet-warmup", type=float, default=None, metavar="FRACTION",
                     help="curriculum: the share of samples AugNet augments rises from 0 to 1 over this fraction "
                          f"of training (default {AUGNET_DEFAULTS.warmup}; see docs/augnet.md)")
-    tr.add_argument("--augnet-gate", action="store_true",
-                    help="AugNet also learns the share of samples that get its op (docs/augnet.md)")
+    tr.add_argument("--augnet-gate", action=argparse.BooleanOptionalAction, default=None,
+                    help="AugNet also learns the share of samples that get its op (default: on where it stacks on "
+                         "a base augmentation, i.e. image tasks; docs/augnet.md)")
     tr.add_argument("--augnet-per-sample", action="store_true",
                     help="AugNet decides per sample from each sample's last loss (docs/augnet.md)")
     tr.add_argument("--augnet-narrow", action="store_true",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
@@ -81,8 +81,12 @@ class AugNetConfig:
     # a learned gate: AugNet also decides the share of samples that get its op (the rest get the base augmentation
     # only), one Bernoulli per sample from a third head (starts at 0.5, kept within [floor/2, 1 - floor/2]),
     # learnt by REINFORCE from the same per-sample reward standardised over all the batch's samples, so an op earns
-    # credit only where augmenting beats not augmenting. The amount of augmentation as an action, not a schedule
-    gate: bool = False
+    # credit only where augmenting beats not augmenting. The amount of augmentation as an action, not a schedule.
+    # None (default): on where AugNet stacks on a base augmentation (image tasks: crop+flip) and no warmup,
+    # per-sample mode or val-drop reward is set; off where there is no base (text), since not augmenting then means
+    # no augmentation at all: it passed its rule on CIFAR-10 (subset and full task) and failed it on SST-2
+    # (reports/augnet-gate/, reports/cifar10-full-gate/)
+    gate: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size",
@@ -110,12 +114,22 @@ class AugNetConfig:
             raise ConfigError(f"AugNet warmup must be a fraction of training in [0, 1], got {self.warmup}")
         if not 0 <= self.uniform_floor < 1:
             raise ConfigError(f"AugNet uniform_floor must be in [0, 1), got {self.uniform_floor}")
+        if self.gate not in (None, True, False):
+            raise ConfigError(f"AugNet gate must be true, false or null (auto), got {self.gate!r}")
         if self.gate and self.warmup > 0:
             raise ConfigError("AugNet's gate and its warmup both set the share of augmented samples: use one")
         if self.gate and self.per_sample:
             raise ConfigError("AugNet's gate is one decision per round; it does not combine with per_sample")
         if self.gate and self.reward == "val-drop":
             raise ConfigError("AugNet's gate learns from per-sample rewards; the val-drop reward is one per round")
+
+    def resolved(self, stacked: bool) -> "AugNetConfig":
+        """This config with ``gate`` decided: as given, or, when None, on iff AugNet ``stacked`` on a base
+        augmentation and nothing else sets the share of augmented samples or rules the gate out."""
+        if self.gate is not None:
+            return self
+        auto = stacked and self.warmup == 0 and not self.per_sample and self.reward != "val-drop"
+        return replace(self, gate=auto)
 
 
 # What a saved run's config means when it lacks a field (it was made before the field existed): the value
@@ -195,7 +209,7 @@ class AugNetPolicy(Policy):
     def __init__(self, space: OpSpace, num_classes: int, total_steps: int, config: AugNetConfig | None = None,
                  generator: torch.Generator | None = None, base: Policy | None = None) -> None:
         super().__init__(generator, base)
-        self.space, self.config = space, config or AugNetConfig()
+        self.space, self.config = space, (config or AugNetConfig()).resolved(stacked=base is not None)
         self.reward: Reward = get_reward(self.config.reward)
         self.features = STATE_FEATURES + (SAMPLE_FEATURES if self.config.per_sample else ())
         self.net = AugNet(len(self.features), len(space), self.config.num_bins, self.config.hidden, self.config.gate)
@@ -648,7 +662,8 @@ class AugNetPolicy(Policy):
     def extra_repr(self) -> str:
         c = self.config
         return (f"ops={len(self.space)}, reward={self.reward.name!r}, lr={c.lr}, update_every={c.update_every}, "
-                f"bins={c.num_bins}, learn={c.learn}" + (", per_sample=True" if c.per_sample else ""))
+                f"bins={c.num_bins}, learn={c.learn}" + (", per_sample=True" if c.per_sample else "")
+                + (", gate=True" if c.gate else ""))
 
 
 def _appended(buffer: dict[str, torch.Tensor], new: dict[str, torch.Tensor], cap: int) -> dict[str, torch.Tensor]:
