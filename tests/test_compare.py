@@ -120,6 +120,31 @@ def test_runs_made_before_an_augnet_field_existed_are_reused(grid, tmp_path, mon
     assert is_finished(none_spec)
 
 
+@pytest.mark.parametrize("task", ["digits", "sst2"])
+def test_runs_made_before_the_gate_default_are_reused_only_where_it_stays_off(task, tmp_path):
+    # the gate became the default over a base augmentation (image tasks): an older augnet run (gate False, nothing
+    # resolved) is what `augnet` still means on text, and no longer on images
+    from adaptaug.compare import is_finished, run_specs
+    from adaptaug.tasks import stacks_base
+    (spec,) = run_specs(GridConfig(task=task, out=str(tmp_path), policies=("augnet",), seeds=1, epochs=2))
+    assert spec.config.augnet.gate is None and stacks_base(task) is (task == "digits")
+    spec.run_dir.mkdir(parents=True)
+    (spec.run_dir / "metrics.json").write_text("{}")
+    saved = spec.config.to_dict()
+    for gate, resolved, reused in ((False, None, task == "sst2"), (None, True, task == "digits"),
+                                   (None, False, task == "sst2")):
+        saved["augnet"]["gate"] = gate
+        saved.pop("resolved_augnet_gate", None)
+        if resolved is not None:  # a run made since says what ran
+            saved["resolved_augnet_gate"] = resolved
+        (spec.run_dir / "config.json").write_text(json.dumps(saved))
+        if reused:
+            assert is_finished(spec)
+        else:
+            with pytest.raises(ConfigError, match=r"augnet.gate=\[(False|True)\], this grid asks for augnet.gate="):
+                is_finished(spec)
+
+
 def test_fresh_updates_only_relabels_runs_with_a_warmup(grid, tmp_path):
     import shutil
 
@@ -138,6 +163,7 @@ def test_fresh_updates_only_relabels_runs_with_a_warmup(grid, tmp_path):
         shutil.copy(out / "runs" / "augnet-s0" / name, fresh.run_dir)
     assert is_finished(fresh)  # no warmup: the same run either way
     saved["augnet"]["warmup"] = 1.0
+    saved["resolved_augnet_gate"] = False  # a warmup turns the automatic gate off
     for label, reused in (("augnet[warmup=1]", True), ("augnet[warmup=1][fresh]", False)):
         (spec,) = run_specs(GridConfig(task="digits", out=str(out), policies=(label,), seeds=1, epochs=2,
                                        limit=400))

@@ -94,3 +94,12 @@ def test_make_plan_magnitudes_equal_each_ops_own_mapping(wide, dtype):
     for k, spec in enumerate(space.specs):
         expected = torch.where(op_idx == k, spec.magnitude(levels, signs, wide=wide), expected)
     assert (op_idx == NO_OP).any() and torch.equal(plan.magnitudes, expected.float())
+
+
+def test_every_registered_task_says_whether_it_stacks_on_its_base_without_loading_data():
+    from adaptaug.tasks import TASKS, build_task, stacks_base
+    assert {name: stacks_base(name) for name in TASKS} == {"digits": True, "mnist": True, "cifar10": True,
+                                                           "imagefolder": True, "conll2003": False, "imdb": False,
+                                                           "sst2": False}
+    assert stacks_base("custom") is None  # a task object given to train(): AugNetPolicy decides from its base
+    assert build_task("digits").stack_base is stacks_base("digits")

@@ -25,6 +25,7 @@ from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError
 from adaptaug.policies import POLICIES, AugNetConfig
 from adaptaug.policies.augnet import ABSENT_FIELD_MEANS
+from adaptaug.tasks import stacks_base
 from adaptaug.report import FIXED_POLICIES  # re-exported: the baselines AugNet is measured against
 
 METRICS = "metrics.json"
@@ -207,6 +208,11 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
         # AugNet fields added after a run was made take the values that keep the behaviour it ran with;
         # JSON has lists where the dataclass has tuples
         augnet = {**ABSENT_FIELD_MEANS, **ident["augnet"]}
+        # the gate as it ran (a finished run says), or as it will run (None: the task decides, AugNetConfig.resolved)
+        augnet["gate"] = config.get("resolved_augnet_gate", augnet["gate"])
+        stacked = stacks_base(config["task"]) if augnet["gate"] is None else None
+        if stacked is not None:
+            augnet["gate"] = AugNetConfig(**augnet).resolved(stacked).gate
         if not augnet["warmup"]:
             augnet.pop("fresh_updates")  # only a warmup reads it: runs without one are the same either way
         ident["augnet"] = {k: list(v) if isinstance(v, tuple) else v for k, v in augnet.items()}
@@ -226,8 +232,12 @@ def is_finished(spec: RunSpec) -> bool:
     want, have = _identity(spec.config.to_dict()), _identity(saved)
     diff = [k for k in _IDENTITY_FIELDS if (k in saved or k in _ABSENT_IDENTITY) and want[k] != have[k]]
     if diff:
-        k = diff[0]
-        raise ConfigError(f"{spec.run_dir} was made with {k}={have[k]!r}, this grid asks for {k}={want[k]!r}; "
+        k, made, asked = diff[0], have[diff[0]], want[diff[0]]
+        if k == "augnet" and isinstance(made, dict) and isinstance(asked, dict):  # name the AugNet fields that differ
+            fields = [f for f in asked if made.get(f) != asked[f]]
+            k, made, asked = ", ".join(f"augnet.{f}" for f in fields), [made.get(f) for f in fields], \
+                [asked[f] for f in fields]
+        raise ConfigError(f"{spec.run_dir} was made with {k}={made!r}, this grid asks for {k}={asked!r}; "
                           "use another --out or delete that run")
     return True
 

@@ -23,7 +23,7 @@ def build_policy(name: str, task, total_steps: int, generator: torch.Generator,
         return NoAugment(generator)
     if name == "standard":
         return task.base_policy(generator)
-    base = task.base_policy(generator) if getattr(task, "stack_base", True) else None
+    base = task.base_policy(generator) if task.stack_base else None
     if name == "randaugment":
         return RandAugment(task.op_space, n=2, m=9, generator=generator, base=base)
     if name == "trivialaugment":

@@ -40,6 +40,25 @@ def _text_task(name: str) -> Callable[..., Task]:
 TASKS.update({name: _text_task(name) for name in ("imdb", "sst2")})
 
 
+# each registered task's class, imported only when asked: what a task is (e.g. whether its policies stack on its base
+# augmentation) is known without loading its data
+_TASK_CLASSES: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(("digits", "mnist", "cifar10", "imagefolder"), ("adaptaug.tasks.image", "ImageTask")),
+    "conll2003": ("adaptaug.tasks.tagging", "TaggingTask"),
+    **dict.fromkeys(("imdb", "sst2"), ("adaptaug.tasks.text", "TextClassificationTask")),
+}
+
+
+def stacks_base(name: str) -> bool | None:
+    """Whether the registered task ``name`` runs RandAugment, TrivialAugment and AugNet on top of its base
+    augmentation (``Task.stack_base``); None for a name not registered (a task object passed to ``train``)."""
+    if name not in _TASK_CLASSES:
+        return None
+    import importlib
+    module, cls = _TASK_CLASSES[name]
+    return bool(getattr(importlib.import_module(module), cls).stack_base)
+
+
 def build_task(name: str, data: str | os.PathLike | None = None, *, val_size: float | int = 0.1, seed: int = 0,
                limit: int | None = None) -> Task:
     if name not in TASKS:
@@ -47,4 +66,4 @@ def build_task(name: str, data: str | os.PathLike | None = None, *, val_size: fl
     return TASKS[name](data, val_size, seed, limit)
 
 
-__all__ = ["TASKS", "Task", "build_task"]
+__all__ = ["TASKS", "Task", "build_task", "stacks_base"]
