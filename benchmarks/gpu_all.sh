@@ -77,9 +77,9 @@ part training_speed_graphs 100 env TORCH_LOGS=perf_hints $SPEED --epochs 3 --com
   --no-baseline --policies none,trivialaugment,augnet
 # 5. The bare step's floor: fused Adam, channels_last, bf16, a CUDA graph of the whole step.
 part step_floor 35 python3 benchmarks/step_floor.py --device "$DEVICE" --steps ${FLOOR_STEPS:-200}
-# 6. AugNet's own cost against TrivialAugment (issue #7's time bound), the gate and a sparser probe.
+# 6. AugNet's own cost against TrivialAugment (issue #7's time bound), without its gate, and a sparser probe.
 part augnet_cost 70 python3 benchmarks/augnet_cost.py --data "$CIFAR" --device "$DEVICE" ${LIMIT_ARG:---limit 20000} \
-  --variants "augnet,augnet[gate],augnet[probe_every=4]"
+  --variants "augnet,augnet[no_gate],augnet[probe_every=4]"
 # 7. The 50-epoch CIFAR-10 augnet run with early stopping off: history.csv keeps each epoch's time if it is cut.
 part full50_augnet 70 python3 -m adaptaug train --task cifar10 --data "$CIFAR" --policy augnet --epochs 50 \
   --patience 1000 --no-robustness --device "$DEVICE" $LIMIT_ARG --out /tmp/full50-augnet --no-progress
@@ -118,7 +118,7 @@ part step_profile 40 python3 benchmarks/step_profile.py --data "$CIFAR" --device
 if [ "${GRID:-0}" = 1 ]; then  # issue #7's full CIFAR-10 grid (3 seeds, <= 50 epochs, early stopping), all at once:
   # one run leaves the GPU mostly idle (the step is host-bound), 16 cores feed about a dozen
   part grid $(( $(left) - 20 )) python3 -m adaptaug compare --task cifar10 --data "$CIFAR" --seeds 3 --epochs 50 \
-    --policies "${GRID_POLICIES:-standard,randaugment,trivialaugment,augnet,augnet[gate]}" \
+    --policies "${GRID_POLICIES:-standard,randaugment,trivialaugment,augnet,augnet[no_gate]}" \
     --jobs ${JOBS:-15} --device "$DEVICE" --out runs/cifar10-grid --no-progress
   mkdir -p "$WORK/grid"
   (cd runs/cifar10-grid 2>/dev/null && find . -maxdepth 3 -type f ! -name '*.pt' -print0 \
