@@ -165,3 +165,16 @@ def test_val_size_is_a_fraction_or_a_count_from_the_command_line(tmp_path):
     grid = GridConfig(task="digits", out="g", policies=("none",), train={"val_size": 0.25})
     assert "--val-size 0.25" in grid.command()
 
+
+def test_compare_takes_the_runs_patience(tmp_path):
+    from adaptaug.cli import _compare_train_options, build_parser
+    from adaptaug.compare import GridConfig, run_specs
+
+    args = build_parser().parse_args(["compare", "--policies", "none", "--patience", "6", "--out", str(tmp_path)])
+    options = _compare_train_options(args)
+    grid = GridConfig(task="digits", out=str(tmp_path), policies=("none",), seeds=1, train=options)
+    assert options == {"patience": 6} and "--patience 6" in grid.command()
+    (spec,) = run_specs(grid)
+    assert spec.config.patience == 6  # and patience is an identity field: a grid never reuses a run made with 3
+    assert build_parser().parse_args(["compare", "--out", "x"]).patience is None
+

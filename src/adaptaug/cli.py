@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="S",
                     help="the seeds are S..S+N-1 (default 0); fresh seeds replicate a finding made on others")
     co.add_argument("--epochs", type=_positive_int, default=None, help="upper bound per run (default 50)")
+    co.add_argument("--patience", type=_positive_int, default=None,
+                    help="early-stopping patience of every run (default 3); longer keeps one noisy validation "
+                         "loss under strong augmentation from ending a run early")
     co.add_argument("--jobs", type=_positive_int, default=1, help="runs at once, in processes (default 1)")
     co.add_argument("--limit", type=_positive_int, default=None, help="use a stratified subset of N train images")
     co.add_argument("--val-size", type=_val_size, default=None, metavar="F_OR_N",
@@ -286,6 +289,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _compare_train_options(args: argparse.Namespace) -> dict:
     """TrainConfig fields that compare's command line set for every run (the rest keep their defaults)."""
     options = {} if args.val_size is None else {"val_size": args.val_size}
+    if args.patience is not None:
+        options["patience"] = args.patience
     if args.amp != "off":
         options["amp"] = args.amp
     if args.channels_last is not None:

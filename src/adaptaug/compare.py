@@ -80,6 +80,8 @@ class GridConfig:
             parts += ["--limit", str(self.limit)]
         if "val_size" in self.train:
             parts += ["--val-size", str(self.train["val_size"])]
+        if "patience" in self.train:
+            parts += ["--patience", str(self.train["patience"])]
         if self.train.get("amp", "off") != "off":
             parts += ["--amp", self.train["amp"]]
         if self.train.get("channels_last") is not None:
