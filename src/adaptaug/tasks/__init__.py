@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from adaptaug.data.images import IMAGE_TASKS
+from adaptaug.data.text import TEXT_TASKS
 from adaptaug.errors import ConfigError
 from adaptaug.tasks.base import Task
 
@@ -16,8 +18,7 @@ def _image_task(name: str) -> Callable[..., Task]:
     return build
 
 
-TASKS: dict[str, Callable[..., Task]] = {name: _image_task(name) for name in ("digits", "mnist", "cifar10",
-                                                                              "imagefolder")}
+TASKS: dict[str, Callable[..., Task]] = {name: _image_task(name) for name in IMAGE_TASKS}
 
 
 def _conll2003(data: str | os.PathLike | None, val_size: float | int, seed: int, limit: int | None) -> Task:
@@ -37,15 +38,15 @@ def _text_task(name: str) -> Callable[..., Task]:
     return build
 
 
-TASKS.update({name: _text_task(name) for name in ("imdb", "sst2")})
+TASKS.update({name: _text_task(name) for name in TEXT_TASKS})
 
 
 # each registered task's class, imported only when asked: what a task is (e.g. whether its policies stack on its base
 # augmentation) is known without loading its data
 _TASK_CLASSES: dict[str, tuple[str, str]] = {
-    **dict.fromkeys(("digits", "mnist", "cifar10", "imagefolder"), ("adaptaug.tasks.image", "ImageTask")),
+    **dict.fromkeys(IMAGE_TASKS, ("adaptaug.tasks.image", "ImageTask")),
     "conll2003": ("adaptaug.tasks.tagging", "TaggingTask"),
-    **dict.fromkeys(("imdb", "sst2"), ("adaptaug.tasks.text", "TextClassificationTask")),
+    **dict.fromkeys(TEXT_TASKS, ("adaptaug.tasks.text", "TextClassificationTask")),
 }
 
 
