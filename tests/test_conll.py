@@ -161,6 +161,13 @@ def test_bad_lines_name_file_and_line(tmp_path, text, line, match):
     assert f"train.txt:{line}:" in str(err.value)
 
 
+def test_a_line_that_is_not_utf8_is_named(tmp_path):
+    folder = _folder(tmp_path)
+    (folder / "train.txt").write_bytes(GOOD.encode() + b"Caf\xe9 NNP I-NP O\n")  # Latin-1, line 9
+    with pytest.raises(DataError, match=r"train.txt, line 9: not UTF-8 text"):
+        load_conll(folder)
+
+
 def test_missing_corrupt_and_unseen_tag(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_conll(tmp_path / "nowhere")
@@ -174,7 +181,7 @@ def test_missing_corrupt_and_unseen_tag(tmp_path):
     with pytest.raises(DataError, match=r"valid.txt.gz: corrupt gzip"):
         load_conll(folder)
     (folder / "valid.txt.gz").write_bytes(b"not gzip at all")
-    with pytest.raises(DataError, match=r"valid.txt.gz: corrupt gzip"):
+    with pytest.raises(DataError, match=r"valid.txt.gz is named .gz but is not a gzip file"):
         load_conll(folder)
     folder = _folder(tmp_path / "unseen", test=GOOD + "\nParis NNP B-NP B-LOC\n")
     with pytest.raises(DataError, match=r"test.txt:10: tag 'B-LOC' never occurs in the training split"):

@@ -26,16 +26,14 @@ string inside the same file, so one atomic write keeps them together).
 """
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
 import re
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Iterable, Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +42,7 @@ from adaptaug.data.images import (cache_path, drop_corrupt_cache, hash_named_byt
                                   resolve_data_path, save_npz_cache)
 from adaptaug.data.vocab import PAD, UNK, Vocab
 from adaptaug.errors import ConfigError, DataError, OfflineError
+from adaptaug.io import text_lines
 
 log = logging.getLogger(__name__)
 
@@ -92,23 +91,6 @@ UNK_SHAPE_TOKENS = tuple(f"<unk:{s}>" for s in SHAPES[1:])  # unseen token -> it
 Sentence = tuple[list[str], list[str]]  # (tokens, tags)
 
 
-def _lines(path: Path) -> Iterable[tuple[int, str]]:
-    """(line number, text) of a plain or gzip'd file; DataError on unreadable, corrupt or non-UTF-8 data."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    lineno = 0
-    try:
-        with opener(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                try:
-                    yield lineno, raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: not UTF-8 text ({exc})") from None
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt gzip data after line {lineno} ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
-
-
 def check_tags(tags: Sequence[str], where: Sequence[str]) -> None:
     """Raise DataError unless ``tags`` is a valid IOB2 sequence; ``where[i]`` names tag i ("file:line")."""
     prev = "O"
@@ -139,7 +121,7 @@ def read_conll(path: str | os.PathLike, known_tags: Collection[str] | None = Non
             sentences.append((list(tokens), list(tags)))
             tokens.clear(), tags.clear(), where.clear()
 
-    for lineno, line in _lines(path):
+    for lineno, line in text_lines(path):
         parts = line.split()
         if not parts:
             close()

@@ -22,15 +22,12 @@ Pipeline, run once per source and cached:
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import logging
 import os
 import re
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -43,6 +40,7 @@ from adaptaug.data.images import (_check_limit, _val_count, cache_dir, hash_name
                                   stratified_choice)
 from adaptaug.data.vocab import PAD, UNK, Vocab
 from adaptaug.errors import ConfigError, DataError, OfflineError
+from adaptaug.io import text_lines
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +138,6 @@ class TextSplits:
 # --------------------------------------------------------------------------------------------- JSON Lines
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    with open(path, "rb") as fh:
-        gzipped = fh.read(2) == b"\x1f\x8b"  # by content, not by name: a .gz that is not gzip is caught below
-    if path.name.endswith(".gz") and not gzipped:
-        raise DataError(f"{path} is named .gz but is not a gzip file")
-    raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8")
-
-
 def read_jsonl(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     """Texts and int64 labels from a JSON Lines file (gzip'd or not), one ``{"text", "label"}`` per line.
 
@@ -157,39 +146,28 @@ def read_jsonl(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     path = Path(path)
     texts: list[str] = []
     labels: list[int] = []
-    lineno = 0
-    try:
-        with _open_text(path) as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}, line {lineno}: invalid JSON ({err.msg})") from None
-                if not isinstance(record, dict):
-                    raise DataError(f"{path}, line {lineno}: expected an object {{\"text\": ..., \"label\": ...}}, "
-                                    f"got {type(record).__name__}")
-                missing = [k for k in ("text", "label") if k not in record]
-                if missing:
-                    raise DataError(f"{path}, line {lineno}: missing key(s) {', '.join(map(repr, missing))}")
-                text, label = record["text"], record["label"]
-                if not isinstance(text, str):
-                    raise DataError(f"{path}, line {lineno}: 'text' must be a string, got {type(text).__name__}")
-                if not text.strip():
-                    raise DataError(f"{path}, line {lineno}: empty text")
-                if isinstance(label, bool) or not isinstance(label, int) or label not in (0, 1):
-                    raise DataError(f"{path}, line {lineno}: label must be 0 or 1, got {label!r}")
-                texts.append(text)
-                labels.append(label)
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist") from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}, line {lineno + 1}: not UTF-8 text ({err.reason})") from None
-    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-        raise DataError(f"{path}: corrupt gzip data after line {lineno} ({err or type(err).__name__})") from None
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err}") from None
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}, line {lineno}: invalid JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}, line {lineno}: expected an object {{\"text\": ..., \"label\": ...}}, "
+                            f"got {type(record).__name__}")
+        missing = [k for k in ("text", "label") if k not in record]
+        if missing:
+            raise DataError(f"{path}, line {lineno}: missing key(s) {', '.join(map(repr, missing))}")
+        text, label = record["text"], record["label"]
+        if not isinstance(text, str):
+            raise DataError(f"{path}, line {lineno}: 'text' must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise DataError(f"{path}, line {lineno}: empty text")
+        if isinstance(label, bool) or not isinstance(label, int) or label not in (0, 1):
+            raise DataError(f"{path}, line {lineno}: label must be 0 or 1, got {label!r}")
+        texts.append(text)
+        labels.append(label)
     if not texts:
         raise DataError(f"{path} holds no records")
     return texts, np.asarray(labels, dtype=np.int64)
