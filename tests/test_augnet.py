@@ -91,6 +91,9 @@ def test_gate_learns_whether_to_augment_and_leaves_the_ops_alone(applying):
     share = policy.augmented_share
     assert (share > 0.8) if applying else (share < 0.2), share  # starts at 0.5
     assert [row["augmented_share"] for row in policy.trace][-1] == pytest.approx(share)
+    # the trace logs the evidence: the reward of the augmented samples minus the others' (here exactly +1 or -1)
+    gaps = [row["gate_reward_gap"] for row in policy.trace if "gate_reward_gap" in row]
+    assert len(gaps) > 50 and set(gaps) == {1.0 if applying else -1.0}, set(gaps)
     # among the augmented samples the reward is constant: no op is credited with what the gate earned
     probs = torch.tensor(list(policy.op_probabilities.values()))
     assert (probs - 1 / len(SPACE)).abs().max() < 0.03, probs

@@ -500,7 +500,8 @@ class AugNetPolicy(Policy):
         if not self.config.per_sample:  # per-sample mode draws from the net at every batch; the trace then
             self._refresh_distribution()  # shows what the round's last batch was drawn from, on average
         mean_reward = float(torch.cat(raw).float().mean()) if isinstance(raw, list) else float(raw)
-        self._log(mean_reward, probe_loss, probe_acc, entropy)
+        gate_gap = _gate_reward_gap(raw, steps) if self.config.gate else None
+        self._log(mean_reward, probe_loss, probe_acc, entropy, gate_gap)
 
     def _read_state(self) -> torch.Tensor:
         return self.tracker.state() * self._feature_mask[:len(STATE_FEATURES)]  # dropped features read 0
@@ -605,7 +606,8 @@ class AugNetPolicy(Policy):
         entropy = -(p * p.log() + (1 - p) * (1 - p).log())
         return -(buf["advantage"][idx] * log_prob).mean() - self.config.entropy_coef * entropy.mean()
 
-    def _log(self, reward: float, probe_loss: float, probe_acc: float, entropy: float) -> None:
+    def _log(self, reward: float, probe_loss: float, probe_acc: float, entropy: float,
+             gate_reward_gap: float | None = None) -> None:
         centres = (torch.arange(self.config.num_bins) + 0.5) / self.config.num_bins
         mean_levels = (self._mag_probs * centres).sum(-1)  # (K,) expected level per op
         row: dict[str, float] = {"step": self.tracker.step, "reward": reward, "probe_loss": probe_loss,
@@ -614,6 +616,8 @@ class AugNetPolicy(Policy):
         row.update({f"m_{n}": float(m) for n, m in zip(self.space.names, mean_levels)})
         if self.config.warmup > 0 or self.config.gate:
             row["augmented_share"] = self.augmented_share
+        if gate_reward_gap is not None:  # the evidence the gate learnt from this round
+            row["gate_reward_gap"] = gate_reward_gap
         self.trace.append(row)
 
     # ----------------------------------------------------------------------------------------- state
@@ -678,6 +682,16 @@ def _on_host(raw: list[torch.Tensor] | torch.Tensor | float) -> list[torch.Tenso
         return raw.detach().cpu() if isinstance(raw, torch.Tensor) else raw
     flat = torch.cat([r.detach().reshape(-1) for r in raw]).cpu()
     return [part.view(r.shape) for part, r in zip(flat.split([r.numel() for r in raw]), raw)]
+
+
+def _gate_reward_gap(raw: list[torch.Tensor], steps: list[StepRecord]) -> float | None:
+    """The round's mean reward of the samples that got AugNet's op minus that of the samples that did not (None
+    when either group is empty)."""
+    rewards = torch.cat([r.float().reshape(-1) for r in raw])
+    applied = torch.cat([s.applied.cpu() for s in steps])
+    if applied.all() or not applied.any():
+        return None
+    return float(rewards[applied].mean() - rewards[~applied].mean())
 
 
 def _applied(step: StepRecord, values: torch.Tensor) -> torch.Tensor:
