@@ -36,14 +36,17 @@ def _digits_batches():
 
 
 def _run_policy(reward, rounds: int = 60, learn: bool = True, seed: int = 0, probe_every: int = 1,
-                on_policy=None, total_rounds: int | None = None, probe_chunk: int | None = None, **fields):
+                on_policy=None, total_rounds: int | None = None, probe_chunk: int | None = None,
+                update_every: int = 4, **fields):
+    """AugNet on digits batches for ``rounds`` x 4 training steps (rounds of the default length)."""
     torch.manual_seed(seed)
     images, labels = _digits_batches()
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU())
     head = nn.Linear(32, 10)
     net = nn.Sequential(model, head)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    config = AugNetConfig(update_every=4, learn=learn, probe_every=probe_every, probe_chunk=probe_chunk, **fields)
+    config = AugNetConfig(update_every=update_every, learn=learn, probe_every=probe_every, probe_chunk=probe_chunk,
+                          **fields)
     policy = AugNetPolicy(SPACE, 10, total_steps=(total_rounds or rounds) * 4, config=config,
                           generator=torch.Generator().manual_seed(seed))
     policy.reward = reward
@@ -518,6 +521,22 @@ def test_warmup_steps_wait_for_fresh_transitions_and_do_not_drift_on_noise():
                 assert len(fresh_seen) < 60  # 100 rounds of a share under 1/8: far fewer steps than rounds
     assert max(entropies[False]) < 0.3, entropies  # stale: collapsed on noise
     assert min(entropies[True]) > 0.5, entropies  # fresh: still spread out
+
+
+def test_long_rounds_keep_augnet_from_drifting_on_noise_and_still_learn():
+    """A policy step per 4 training steps on 32 transitions lets pure noise collapse the op distribution and send
+    the gate to its bounds; one step per 32 training steps on all 2,048 transitions of the round keeps both near
+    where they started, and still learns a rigged reward within 400 steps (reports/augnet-long-rounds/)."""
+    long_rounds = dict(update_every=32, minibatch=2048, buffer_size=2048)
+    default = _run_policy(_Noise(2), rounds=300, seed=2, gate=True)
+    long = _run_policy(_Noise(2), rounds=300, seed=2, gate=True, **long_rounds)
+    assert min(row["entropy"] for row in default.trace) < 0.3  # collapsed onto one op
+    assert max(abs(row["augmented_share"] - 0.5) for row in default.trace) > 0.4  # the gate at a bound
+    assert min(row["entropy"] for row in long.trace) > 0.6
+    assert max(abs(row["augmented_share"] - 0.5) for row in long.trace) < 0.25
+    assert _run_policy(PaysForApplying(False), rounds=100, gate=True, **long_rounds).augmented_share < 0.1
+    rigged = _run_policy(PaysFor(SPACE.index("Brightness")), rounds=100, gate=True, **long_rounds)
+    assert rigged.op_probabilities["Brightness"] > 0.8
 
 
 def test_without_a_warmup_fresh_updates_change_nothing():

@@ -2,6 +2,7 @@
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -286,6 +287,10 @@ def test_augnet_ablations_are_grid_entries(tmp_path):
     assert [specs[k].config.augnet.gate for k in ("augnet", "augnet[gate]", "augnet[no_gate]")] == [None, True, False]
     assert specs["augnet[lr=0.003]"].config.augnet.lr == 0.003
     assert specs["augnet[probe_chunk=32]"].config.augnet.probe_chunk == 32
+    long_rounds = run_specs(replace(grid, policies=("augnet[update_every=32][minibatch=2048][buffer_size=2048]",)))[0]
+    assert long_rounds.run_dir.name == "augnet-update_every-32-minibatch-2048-buffer_size-2048-s0"
+    augnet = long_rounds.config.augnet
+    assert (augnet.update_every, augnet.minibatch, augnet.buffer_size) == (32, 2048, 2048)
     assert specs["augnet"].config.augnet.wide and not specs["augnet[narrow]"].config.augnet.wide
     assert all(s.config.policy == "augnet" for s in specs.values())
     assert specs["augnet"].config.augnet.learn and not specs["augnet[frozen]"].config.augnet.learn
