@@ -7,7 +7,7 @@ from torch import nn
 
 from adaptaug.errors import ConfigError
 from adaptaug.ops.space import OpSpace, OpSpec, OP_REGISTRY, register_op
-from adaptaug.policies.augnet import AugNetConfig, AugNetPolicy
+from adaptaug.policies.augnet import GATED_PROBE_CHUNK, AugNetConfig, AugNetPolicy
 from adaptaug.rewards import RoundData, get_reward
 
 import pytest
@@ -131,6 +131,12 @@ def test_gate_is_on_by_default_where_augnet_stacks_on_a_base(fields, stacked, ga
     assert AugNetConfig(**fields).gate == fields.get("gate")  # the config itself keeps what was asked for
     with pytest.raises(ConfigError, match="gate"):
         AugNetConfig(gate="yes")
+    # the probe: chunked under the gate unless asked otherwise, whole without it
+    assert policy.config.probe_chunk == (GATED_PROBE_CHUNK if gated else None)
+    assert AugNetConfig(**fields).probe_chunk is None
+    explicit = AugNetConfig(**fields, probe_chunk=256).resolved(stacked)
+    assert explicit.probe_chunk == 256 and explicit.resolved(stacked) == explicit
+    assert policy.config.resolved(not stacked) == policy.config  # resolving twice changes nothing
 
 
 def test_constant_reward_stays_near_uniform():

@@ -122,28 +122,44 @@ def test_runs_made_before_an_augnet_field_existed_are_reused(grid, tmp_path, mon
 
 
 @pytest.mark.parametrize("task", ["digits", "sst2"])
-def test_runs_made_before_the_gate_default_are_reused_only_where_it_stays_off(task, tmp_path):
-    # the gate became the default over a base augmentation (image tasks): an older augnet run (gate False, nothing
-    # resolved) is what `augnet` still means on text, and no longer on images
+def test_runs_made_before_the_gate_and_chunk_defaults_are_reused_only_where_they_stay_off(task, tmp_path):
+    # the gate became the default over a base augmentation (image tasks), then the chunked probe under the gate: an
+    # older augnet run (gate False, whole probe, nothing resolved) is what `augnet` still means on text and no longer
+    # on images; a gated run from before the chunk default probed the whole probe, which `augnet` no longer means
     from adaptaug.compare import is_finished, run_specs
     from adaptaug.tasks import stacks_base
     (spec,) = run_specs(GridConfig(task=task, out=str(tmp_path), policies=("augnet",), seeds=1, epochs=2))
-    assert spec.config.augnet.gate is None and stacks_base(task) is (task == "digits")
+    assert spec.config.augnet.gate is None and spec.config.augnet.probe_chunk is None
+    assert stacks_base(task) is (task == "digits")
     spec.run_dir.mkdir(parents=True)
     (spec.run_dir / "metrics.json").write_text("{}")
     saved = spec.config.to_dict()
-    for gate, resolved, reused in ((False, None, task == "sst2"), (None, True, task == "digits"),
-                                   (None, False, task == "sst2")):
+    absent = object()
+    for gate, resolved_gate, resolved_chunk, reused in (
+            (False, absent, absent, task == "sst2"),  # before the gate default
+            (None, True, absent, False), (None, False, absent, task == "sst2"),  # before the chunk default
+            (None, True, 32, task == "digits"), (None, False, None, task == "sst2")):  # since
         saved["augnet"]["gate"] = gate
-        saved.pop("resolved_augnet_gate", None)
-        if resolved is not None:  # a run made since says what ran
-            saved["resolved_augnet_gate"] = resolved
+        for key, value in (("resolved_augnet_gate", resolved_gate), ("resolved_augnet_probe_chunk", resolved_chunk)):
+            saved.pop(key, None)
+            if value is not absent:  # a run made since says what ran
+                saved[key] = value
         (spec.run_dir / "config.json").write_text(json.dumps(saved))
         if reused:
             assert is_finished(spec)
         else:
-            with pytest.raises(ConfigError, match=r"augnet.gate=\[(False|True)\], this grid asks for augnet.gate="):
+            with pytest.raises(ConfigError, match=r"this grid asks for augnet\.(gate|probe_chunk)"):
                 is_finished(spec)
+    # the whole probe has one meaning however it is spelt: a run that ran it is the grid's augnet[probe_chunk=256]
+    if task == "digits":
+        (whole,) = run_specs(GridConfig(task=task, out=str(tmp_path), policies=("augnet[probe_chunk=256]",), seeds=1,
+                                        epochs=2))
+        whole.run_dir.mkdir(parents=True)
+        (whole.run_dir / "metrics.json").write_text("{}")
+        saved.update(resolved_augnet_gate=True)
+        saved.pop("resolved_augnet_probe_chunk")
+        (whole.run_dir / "config.json").write_text(json.dumps(saved))
+        assert is_finished(whole)
 
 
 def test_fresh_updates_only_relabels_runs_with_a_warmup(grid, tmp_path):
@@ -164,7 +180,8 @@ def test_fresh_updates_only_relabels_runs_with_a_warmup(grid, tmp_path):
         shutil.copy(out / "runs" / "augnet-s0" / name, fresh.run_dir)
     assert is_finished(fresh)  # no warmup: the same run either way
     saved["augnet"]["warmup"] = 1.0
-    saved["resolved_augnet_gate"] = False  # a warmup turns the automatic gate off
+    saved["resolved_augnet_gate"] = False  # a warmup turns the automatic gate off, and with it the chunked probe
+    saved["resolved_augnet_probe_chunk"] = None
     for label, reused in (("augnet[warmup=1]", True), ("augnet[warmup=1][fresh]", False)):
         (spec,) = run_specs(GridConfig(task="digits", out=str(out), policies=(label,), seeds=1, epochs=2,
                                        limit=400))

@@ -69,3 +69,22 @@ def test_resume_of_something_that_is_not_a_run_is_refused(tmp_path, capsys, make
     assert main(["train", "--resume", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_a_run_resumes_with_the_augnet_it_began_with_not_todays_defaults(tmp_path):
+    """A run's config.json from before a default changed (the gate, then the chunked probe under it) loads as it
+    ran: fields it predates at their old values, None probe chunk as the whole probe it then meant."""
+    from adaptaug.config import TrainConfig
+    from adaptaug.policies.augnet import AugNetConfig
+    from adaptaug.train import load_run_config
+    saved = TrainConfig(task="digits", policy="augnet").to_dict()
+    before_gate = {k: v for k, v in saved["augnet"].items() if k not in ("gate", "probe_chunk")}
+    cases = [({**saved, "augnet": before_gate}, False, None),  # made before both fields
+             ({**saved, "resolved_augnet_gate": True}, True, None),  # made under the gate, before the chunk default
+             ({**saved, "resolved_augnet_gate": True, "resolved_augnet_probe_chunk": 32}, True, 32)]  # made since
+    for config, gate, chunk in cases:
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        augnet = load_run_config(tmp_path).augnet.resolved(stacked=True)
+        whole = augnet.probe_chunk is not None and augnet.probe_chunk >= augnet.probe_size
+        assert augnet.gate is gate and (augnet.probe_chunk if chunk else whole) == (chunk or True), config
+    assert AugNetConfig().resolved(stacked=True).probe_chunk == 32  # what an old config would have become

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     from adaptaug.compare import VARIANT_SYNTAX
     from adaptaug.config import COMPILE_MODES
     from adaptaug.policies import POLICIES
-    from adaptaug.policies.augnet import AugNetConfig
+    from adaptaug.policies.augnet import GATED_PROBE_CHUNK, AugNetConfig
     from adaptaug.rewards import REWARDS
     from adaptaug.tasks import TASKS
 
@@ -99,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--augnet-probe-size", type=int, default=None, metavar="N",
                     help=f"validation samples in AugNet's probe (default {AUGNET_DEFAULTS.probe_size})")
     tr.add_argument("--augnet-probe-chunk", type=int, default=None, metavar="N",
-                    help="probe samples per probe forward; the probe's chunks take turns "
-                         f"(default {AUGNET_DEFAULTS.probe_chunk or 'the whole probe'}; see docs/augnet.md)")
+                    help="probe samples per probe forward; the probe's chunks take turns; the probe size or more: "
+                         f"the whole probe (default {GATED_PROBE_CHUNK} under the gate, else the whole probe; "
+                         "see docs/augnet.md)")
     tr.add_argument("--augnet-probe-bf16", action="store_true",
                     help="AugNet's probe forward in bfloat16 while training stays float32 (docs/augnet.md)")
     tr.add_argument("--augnet-warmup", type=float, default=None, metavar="FRACTION",

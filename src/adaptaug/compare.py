@@ -24,7 +24,7 @@ from typing import Any, Callable
 from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError
 from adaptaug.policies import POLICIES, AugNetConfig
-from adaptaug.policies.augnet import ABSENT_FIELD_MEANS
+from adaptaug.policies.augnet import ABSENT_FIELD_MEANS, augnet_as_ran
 from adaptaug.tasks import stacks_base
 from adaptaug.report import FIXED_POLICIES  # re-exported: the baselines AugNet is measured against
 
@@ -202,19 +202,21 @@ def run_specs(grid: GridConfig) -> list[RunSpec]:
     return specs
 
 
-def _identity(config: dict[str, Any]) -> dict[str, Any]:
+def _identity(config: dict[str, Any], ran: bool) -> dict[str, Any]:
+    """The settings that make a run what it is: of a finished run's config.json (``ran``: as it ran) or of a run
+    to make (as it will run)."""
     ident = {k: config.get(k, _ABSENT_IDENTITY.get(k)) for k in _IDENTITY_FIELDS}
     if ident["policy"] != "augnet":
         ident["augnet"] = None  # AugNet's settings change nothing in another policy's run
     elif isinstance(ident["augnet"], dict):
-        # AugNet fields added after a run was made take the values that keep the behaviour it ran with;
-        # JSON has lists where the dataclass has tuples
-        augnet = {**ABSENT_FIELD_MEANS, **ident["augnet"]}
-        # the gate as it ran (a finished run says), or as it will run (None: the task decides, AugNetConfig.resolved)
-        augnet["gate"] = config.get("resolved_augnet_gate", augnet["gate"])
-        stacked = stacks_base(config["task"]) if augnet["gate"] is None else None
-        if stacked is not None:
-            augnet["gate"] = AugNetConfig(**augnet).resolved(stacked).gate
+        if ran:
+            augnet = augnet_as_ran(config)
+        else:  # as it will run: None leaves the gate and the probe chunk to the task (AugNetConfig.resolved)
+            augnet = {**ABSENT_FIELD_MEANS, **ident["augnet"]}
+            resolved = AugNetConfig(**augnet).resolved(stacks_base(config["task"]))
+            augnet["gate"], augnet["probe_chunk"] = resolved.gate, resolved.probe_chunk
+        if augnet["probe_chunk"] is not None and augnet["probe_chunk"] >= augnet["probe_size"]:
+            augnet["probe_chunk"] = None  # one spelling of "the whole probe"
         if not augnet["warmup"]:
             augnet.pop("fresh_updates")  # only a warmup reads it: runs without one are the same either way
         ident["augnet"] = {k: list(v) if isinstance(v, tuple) else v for k, v in augnet.items()}
@@ -231,7 +233,7 @@ def is_finished(spec: RunSpec) -> bool:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return True  # metrics without a readable config: trust the metrics, as a rerun would overwrite nothing
-    want, have = _identity(spec.config.to_dict()), _identity(saved)
+    want, have = _identity(spec.config.to_dict(), ran=False), _identity(saved, ran=True)
     diff = [k for k in _IDENTITY_FIELDS if (k in saved or k in _ABSENT_IDENTITY) and want[k] != have[k]]
     if diff:
         k, made, asked = diff[0], have[diff[0]], want[diff[0]]
@@ -249,7 +251,7 @@ def _same_run(run_dir: Path, config: dict[str, Any]) -> bool:
         saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return _identity(saved) == _identity(config)
+    return _identity(saved, ran=True) == _identity(config, ran=False)
 
 
 def _run_one(config: dict[str, Any], threads: int | None = None) -> dict[str, Any]:

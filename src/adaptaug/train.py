@@ -30,6 +30,7 @@ from adaptaug.errors import ConfigError
 from adaptaug.evaluate import evaluate
 from adaptaug.io import read_run_config, write_csv, write_json
 from adaptaug.policies import AugNetPolicy, Policy, build_policy
+from adaptaug.policies.augnet import augnet_as_ran
 from adaptaug.tasks import Task, build_task
 
 
@@ -101,7 +102,10 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
     """The TrainConfig a run directory was made with (its config.json)."""
     saved = read_run_config(run_dir)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig.from_dict({k: v for k, v in saved.items() if k in fields})
+    config = {k: v for k, v in saved.items() if k in fields}
+    if isinstance(saved.get("augnet"), dict):
+        config["augnet"] = augnet_as_ran(saved)  # not today's defaults: a resumed run goes on as it began
+    return TrainConfig.from_dict(config)
 
 
 def resume(run_dir: str | Path, *, progress: bool = True) -> RunResult:
@@ -183,7 +187,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         write_json(run_dir / "config.json", {"version": __version__, **config.to_dict(), "resolved_device": str(device),
                                              "resolved_channels_last": channels_last,
                                              "resolved_augment_ahead": config.resolved_augment_ahead,
-                                             **({"resolved_augnet_gate": policy.config.gate}
+                                             **({"resolved_augnet_gate": policy.config.gate,
+                                                 "resolved_augnet_probe_chunk": policy.config.probe_chunk}
                                                 if isinstance(policy, AugNetPolicy) else {}),
                                              "world_size": ctx.world_size,
                                              "task_info": task.describe(), "policy_repr": repr(policy)})

@@ -32,6 +32,9 @@ from adaptaug.rewards import Reward, RoundData, StepRecord, get_reward, standard
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, targets) -> (B,) per-sample loss
 
 
+GATED_PROBE_CHUNK = 32  # probe samples per round under the gate unless probe_chunk says otherwise
+
+
 @dataclass
 class AugNetConfig:
     lr: float = 0.01  # the seed's value for AugNet's Adam
@@ -48,9 +51,12 @@ class AugNetConfig:
     # slowly). The probe is most of AugNet's cost: at 1, 256 probe images per 4 steps of 64 cost about a
     # third of the training step on a CNN
     probe_every: int = 1
-    # probe samples per probe forward (None: the whole probe). Smaller: each probe forward takes the probe's
-    # next chunk in turn, and the probe result (loss, accuracy, gradient) is over the latest pass of every
-    # chunk, so the reward still averages probe_size samples at a fraction of the forward cost
+    # probe samples per probe forward. Smaller than probe_size: each probe forward takes the probe's next chunk in
+    # turn, and the probe result (loss, accuracy, gradient) is over the latest pass of every chunk, so the reward
+    # still averages probe_size samples at a fraction of the forward cost; probe_size or more: the whole probe.
+    # None (default): GATED_PROBE_CHUNK under the gate (it kept the gate's validation accuracy on the CIFAR subset
+    # and the full task at about a quarter of AugNet's cost: reports/augnet-gate-probe-chunk/,
+    # reports/cifar10-full-probe-chunk/), the whole probe without it (the chunk failed its rule there)
     probe_chunk: int | None = None
     # the probe's forward under bfloat16 autocast even when training runs in float32: the probe only sets the
     # reward's direction (its mean last-layer gradient) and the state's probe loss and accuracy. On a CPU with AMX
@@ -124,12 +130,15 @@ class AugNetConfig:
             raise ConfigError("AugNet's gate learns from per-sample rewards; the val-drop reward is one per round")
 
     def resolved(self, stacked: bool) -> "AugNetConfig":
-        """This config with ``gate`` decided: as given, or, when None, on iff AugNet ``stacked`` on a base
-        augmentation and nothing else sets the share of augmented samples or rules the gate out."""
-        if self.gate is not None:
-            return self
-        auto = stacked and self.warmup == 0 and not self.per_sample and self.reward != "val-drop"
-        return replace(self, gate=auto)
+        """This config with ``gate`` and ``probe_chunk`` decided. The gate: as given, or, when None, on iff AugNet
+        ``stacked`` on a base augmentation and nothing else sets the share of augmented samples or rules the gate
+        out. The probe chunk: as given, or, when None, GATED_PROBE_CHUNK under the gate and None (the whole probe)
+        without it. Resolving twice changes nothing."""
+        gate = self.gate
+        if gate is None:
+            gate = stacked and self.warmup == 0 and not self.per_sample and self.reward != "val-drop"
+        probe_chunk = GATED_PROBE_CHUNK if gate and self.probe_chunk is None else self.probe_chunk
+        return replace(self, gate=gate, probe_chunk=probe_chunk)
 
 
 # What a saved run's config means when it lacks a field (it was made before the field existed): the value
@@ -142,6 +151,19 @@ ABSENT_FIELD_MEANS: dict[str, Any] = {
     "probe_chunk": None, "reward": "cosine", "wide": True, "learn": True, "per_sample": False,
     "drop_features": (), "warmup": 0.0, "fresh_updates": False, "gate": False, "probe_bf16": False,
 }
+
+
+def augnet_as_ran(saved: dict[str, Any]) -> dict[str, Any]:
+    """The AugNet fields of a run's saved config (config.json) as that run used them: fields it predates at the
+    values it ran with (ABSENT_FIELD_MEANS), the gate and the probe chunk as resolved when it ran (recorded since
+    either could be None), and before the chunk was recorded, None as it read then: the whole probe."""
+    augnet = {**ABSENT_FIELD_MEANS, **(saved.get("augnet") or {})}
+    augnet["gate"] = saved.get("resolved_augnet_gate", augnet["gate"])
+    if "resolved_augnet_probe_chunk" in saved:
+        augnet["probe_chunk"] = saved["resolved_augnet_probe_chunk"]
+    elif augnet["probe_chunk"] is None:
+        augnet["probe_chunk"] = augnet["probe_size"]
+    return augnet
 
 
 # a last linear layer's rows: d loss / d logits (N, C), its input (N, d), each row's sample (N,) or None (one row
