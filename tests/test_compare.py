@@ -1,5 +1,6 @@
 """`adaptaug compare` and `adaptaug preview`: the grid, reuse of finished runs, failures, report, plots."""
 import csv
+import dataclasses
 import json
 import math
 from dataclasses import replace
@@ -134,16 +135,19 @@ def test_runs_made_before_the_gate_and_chunk_defaults_are_reused_only_where_they
     spec.run_dir.mkdir(parents=True)
     (spec.run_dir / "metrics.json").write_text("{}")
     saved = spec.config.to_dict()
-    absent = object()
-    for gate, resolved_gate, resolved_chunk, reused in (
-            (False, absent, absent, task == "sst2"),  # before the gate default
-            (None, True, absent, False), (None, False, absent, task == "sst2"),  # before the chunk default
-            (None, True, 32, task == "digits"), (None, False, None, task == "sst2")):  # since
+    def resolved(stacked):
+        return json.loads(json.dumps(dataclasses.asdict(spec.config.augnet.resolved(stacked))))
+    for gate, recorded, reused in (
+            (False, {}, task == "sst2"),  # before the gate default
+            (None, {"resolved_augnet_gate": True}, False),  # before the chunk default
+            (None, {"resolved_augnet_gate": False}, task == "sst2"),
+            (None, {"resolved_augnet_gate": True, "resolved_augnet_probe_chunk": 32}, task == "digits"),
+            (None, {"resolved_augnet": resolved(True)}, task == "digits"),  # since: the whole config as it ran
+            (None, {"resolved_augnet": resolved(False)}, task == "sst2")):
         saved["augnet"]["gate"] = gate
-        for key, value in (("resolved_augnet_gate", resolved_gate), ("resolved_augnet_probe_chunk", resolved_chunk)):
+        for key in ("resolved_augnet_gate", "resolved_augnet_probe_chunk", "resolved_augnet"):
             saved.pop(key, None)
-            if value is not absent:  # a run made since says what ran
-                saved[key] = value
+        saved.update(recorded)
         (spec.run_dir / "config.json").write_text(json.dumps(saved))
         if reused:
             assert is_finished(spec)
@@ -156,8 +160,8 @@ def test_runs_made_before_the_gate_and_chunk_defaults_are_reused_only_where_they
                                         epochs=2))
         whole.run_dir.mkdir(parents=True)
         (whole.run_dir / "metrics.json").write_text("{}")
-        saved.update(resolved_augnet_gate=True)
-        saved.pop("resolved_augnet_probe_chunk")
+        saved.pop("resolved_augnet")
+        saved.update(resolved_augnet_gate=True)  # a gated run from before the chunk default
         (whole.run_dir / "config.json").write_text(json.dumps(saved))
         assert is_finished(whole)
 
@@ -180,8 +184,8 @@ def test_fresh_updates_only_relabels_runs_with_a_warmup(grid, tmp_path):
         shutil.copy(out / "runs" / "augnet-s0" / name, fresh.run_dir)
     assert is_finished(fresh)  # no warmup: the same run either way
     saved["augnet"]["warmup"] = 1.0
-    saved["resolved_augnet_gate"] = False  # a warmup turns the automatic gate off, and with it the chunked probe
-    saved["resolved_augnet_probe_chunk"] = None
+    # a warmup turns the automatic gate off, and with it the chunked probe
+    saved["resolved_augnet"] = {**saved["resolved_augnet"], "warmup": 1.0, "gate": False, "probe_chunk": None}
     for label, reused in (("augnet[warmup=1]", True), ("augnet[warmup=1][fresh]", False)):
         (spec,) = run_specs(GridConfig(task="digits", out=str(out), policies=(label,), seeds=1, epochs=2,
                                        limit=400))

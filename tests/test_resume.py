@@ -81,7 +81,8 @@ def test_a_run_resumes_with_the_augnet_it_began_with_not_todays_defaults(tmp_pat
     before_gate = {k: v for k, v in saved["augnet"].items() if k not in ("gate", "probe_chunk")}
     cases = [({**saved, "augnet": before_gate}, False, None),  # made before both fields
              ({**saved, "resolved_augnet_gate": True}, True, None),  # made under the gate, before the chunk default
-             ({**saved, "resolved_augnet_gate": True, "resolved_augnet_probe_chunk": 32}, True, 32)]  # made since
+             ({**saved, "resolved_augnet_gate": True, "resolved_augnet_probe_chunk": 32}, True, 32),
+             ({**saved, "resolved_augnet": {**saved["augnet"], "gate": True, "probe_chunk": 32}}, True, 32)]  # since
     for config, gate, chunk in cases:
         (tmp_path / "config.json").write_text(json.dumps(config))
         augnet = load_run_config(tmp_path).augnet.resolved(stacked=True)

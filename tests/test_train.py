@@ -64,7 +64,8 @@ def test_cli_writes_the_run_directory(tmp_path, capsys):
     assert config["task"] == "digits" and config["policy"] == "augnet" and config["seed"] == 1
     assert "version" in config
     # digits stacks AugNet on crop+flip, so its gate is on by default; the config says what was asked (None)
-    assert config["augnet"]["gate"] is None and config["resolved_augnet_gate"] is True
+    assert config["augnet"]["gate"] is None and config["resolved_augnet"]["gate"] is True
+    assert config["augnet"]["probe_chunk"] is None and config["resolved_augnet"]["probe_chunk"] == 32  # chunked
     history = list(csv.DictReader(open(out / "history.csv")))
     assert [int(r["epoch"]) for r in history] == [1, 2]
     trace = list(csv.DictReader(open(out / "trace.csv")))

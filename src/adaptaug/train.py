@@ -187,8 +187,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         write_json(run_dir / "config.json", {"version": __version__, **config.to_dict(), "resolved_device": str(device),
                                              "resolved_channels_last": channels_last,
                                              "resolved_augment_ahead": config.resolved_augment_ahead,
-                                             **({"resolved_augnet_gate": policy.config.gate,
-                                                 "resolved_augnet_probe_chunk": policy.config.probe_chunk}
+                                             **({"resolved_augnet": dataclasses.asdict(policy.config)}
                                                 if isinstance(policy, AugNetPolicy) else {}),
                                              "world_size": ctx.world_size,
                                              "task_info": task.describe(), "policy_repr": repr(policy)})

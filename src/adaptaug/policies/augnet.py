@@ -154,9 +154,12 @@ ABSENT_FIELD_MEANS: dict[str, Any] = {
 
 
 def augnet_as_ran(saved: dict[str, Any]) -> dict[str, Any]:
-    """The AugNet fields of a run's saved config (config.json) as that run used them: fields it predates at the
-    values it ran with (ABSENT_FIELD_MEANS), the gate and the probe chunk as resolved when it ran (recorded since
-    either could be None), and before the chunk was recorded, None as it read then: the whole probe."""
+    """The AugNet fields of a run's saved config (config.json) as that run used them: ``resolved_augnet`` (the
+    config after AugNetConfig.resolved), and for runs made before it was recorded, fields they predate at the
+    values they ran with (ABSENT_FIELD_MEANS), the gate and probe chunk as their own keys recorded them, and a None
+    probe chunk as it read before it was recorded: the whole probe."""
+    if isinstance(saved.get("resolved_augnet"), dict):
+        return {**ABSENT_FIELD_MEANS, **saved["resolved_augnet"]}
     augnet = {**ABSENT_FIELD_MEANS, **(saved.get("augnet") or {})}
     augnet["gate"] = saved.get("resolved_augnet_gate", augnet["gate"])
     if "resolved_augnet_probe_chunk" in saved:

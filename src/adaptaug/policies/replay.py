@@ -51,6 +51,7 @@ from adaptaug.augment import NO_OP, AugPlan
 from adaptaug.errors import ConfigError
 from adaptaug.io import read_run_config
 from adaptaug.ops.space import OpSpace
+from adaptaug.policies.augnet import augnet_as_ran
 from adaptaug.policies.base import Policy, draw_seed, make_plan, random_signs
 
 FORMAT = "adaptaug-policy-v1"
@@ -172,13 +173,12 @@ def schedule_from_run(run_dir: str | os.PathLike) -> Schedule:
     epochs = len(_read_csv(run_dir / "history.csv")) if (run_dir / "history.csv").is_file() else 0
     total = epochs * math.ceil(info["num_train"] / batch) if epochs and batch and info.get("num_train") else 0
     total = max(total, steps[-1], 1)
-    augnet = config.get("augnet") or {}
+    augnet = augnet_as_ran(config)
     k = len(ops)
     # AugNet's starting share: the gate's head starts at 0.5, a warmup at 0
-    gated = config.get("resolved_augnet_gate", augnet.get("gate"))
-    shares = None if logged_shares is None else [0.5 if gated else 0.0, *logged_shares]
+    shares = None if logged_shares is None else [0.5 if augnet["gate"] else 0.0, *logged_shares]
     return Schedule(ops, [0, *steps], [[1.0 / k] * k, *probs], [[0.5] * k, *levels], total,
-                    num_bins=int(augnet.get("num_bins", 10)), wide=bool(augnet.get("wide", True)),
+                    num_bins=int(augnet["num_bins"]), wide=bool(augnet["wide"]),
                     task=config.get("task"), source=str(run_dir), shares=shares)
 
 
