@@ -10,6 +10,7 @@ alone writes results.csv, report.md and the plots (``adaptaug.report``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -211,10 +212,9 @@ def _identity(config: dict[str, Any], ran: bool) -> dict[str, Any]:
     elif isinstance(ident["augnet"], dict):
         if ran:
             augnet = augnet_as_ran(config)
-        else:  # as it will run: None leaves the gate and the probe chunk to the task (AugNetConfig.resolved)
+        else:  # as it will run: fields left None are the task's to decide (AugNetConfig.resolved)
             augnet = {**ABSENT_FIELD_MEANS, **ident["augnet"]}
-            resolved = AugNetConfig(**augnet).resolved(stacks_base(config["task"]))
-            augnet["gate"], augnet["probe_chunk"] = resolved.gate, resolved.probe_chunk
+            augnet = dataclasses.asdict(AugNetConfig(**augnet).resolved(stacks_base(config["task"])))
         if augnet["probe_chunk"] is not None and augnet["probe_chunk"] >= augnet["probe_size"]:
             augnet["probe_chunk"] = None  # one spelling of "the whole probe"
         if not augnet["warmup"]:

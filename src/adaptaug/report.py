@@ -444,8 +444,10 @@ def plot_augnet(out: Path, ok: Sequence[dict[str, Any]]) -> list[Path]:
     colours = matplotlib.colormaps["tab20"].resampled(max(len(ops), 1))
     ax.stackplot(steps, [[100 * v for v in cols[f"p_{o}"]] for o in ops], labels=ops,
                  colors=[colours(i) for i in range(len(ops))])
-    ax.set(xlabel="training step", ylabel="op probability (%)", ylim=(0, 100), xlim=(steps[0], steps[-1]),
+    ax.set(xlabel="training step", ylabel="op probability (%)", ylim=(0, 100),
            title="AugNet's op distribution over training (mean over seeds)")
+    if steps[-1] > steps[0]:  # a run of one round has one point
+        ax.set_xlim(steps[0], steps[-1])
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     paths = [_save(fig, out / "augnet_ops.png")]
 
