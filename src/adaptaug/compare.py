@@ -25,7 +25,7 @@ from typing import Any, Callable
 from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError
 from adaptaug.policies import POLICIES, AugNetConfig
-from adaptaug.policies.augnet import ABSENT_FIELD_MEANS, augnet_as_ran
+from adaptaug.policies.augnet import augnet_as_ran
 from adaptaug.tasks import stacks_base
 from adaptaug.report import FIXED_POLICIES  # re-exported: the baselines AugNet is measured against
 
@@ -212,9 +212,8 @@ def _identity(config: dict[str, Any], ran: bool) -> dict[str, Any]:
     elif isinstance(ident["augnet"], dict):
         if ran:
             augnet = augnet_as_ran(config)
-        else:  # as it will run: fields left None are the task's to decide (AugNetConfig.resolved)
-            augnet = {**ABSENT_FIELD_MEANS, **ident["augnet"]}
-            augnet = dataclasses.asdict(AugNetConfig(**augnet).resolved(stacks_base(config["task"])))
+        else:  # as it will run (a config of today's fields): those left None are the task's to decide
+            augnet = dataclasses.asdict(AugNetConfig(**ident["augnet"]).resolved(stacks_base(config["task"])))
         if augnet["probe_chunk"] is not None and augnet["probe_chunk"] >= augnet["probe_size"]:
             augnet["probe_chunk"] = None  # one spelling of "the whole probe"
         if not augnet["warmup"]:
