@@ -77,9 +77,10 @@ part training_speed_graphs 100 env TORCH_LOGS=perf_hints $SPEED --epochs 3 --com
   --no-baseline --policies none,trivialaugment,augnet
 # 5. The bare step's floor: fused Adam, channels_last, bf16, a CUDA graph of the whole step.
 part step_floor 35 python3 benchmarks/step_floor.py --device "$DEVICE" --steps ${FLOOR_STEPS:-200}
-# 6. AugNet's own cost against TrivialAugment (issue #7's time bound), without its gate, and a sparser probe.
-part augnet_cost 70 python3 benchmarks/augnet_cost.py --data "$CIFAR" --device "$DEVICE" ${LIMIT_ARG:---limit 20000} \
-  --variants "augnet,augnet[no_gate],augnet[probe_every=4]"
+# 6. AugNet's own cost against TrivialAugment (issue #7's time bound): the image default (gate, 32-image probe
+#    chunk), a probe every fourth round, the whole probe every round, and long rounds (32 steps, whole probe).
+part augnet_cost 90 python3 benchmarks/augnet_cost.py --data "$CIFAR" --device "$DEVICE" ${LIMIT_ARG:---limit 20000} \
+  --variants "augnet,augnet[probe_every=4],augnet[probe_chunk=256],augnet[update_every=32][minibatch=2048][buffer_size=2048]"
 # 7. The 50-epoch CIFAR-10 augnet run with early stopping off: history.csv keeps each epoch's time if it is cut.
 part full50_augnet 70 python3 -m adaptaug train --task cifar10 --data "$CIFAR" --policy augnet --epochs 50 \
   --patience 1000 --no-robustness --device "$DEVICE" $LIMIT_ARG --out /tmp/full50-augnet --no-progress
