@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import torch
 
 from adaptaug.errors import ConfigError
+from adaptaug.host_threads import one_thread
 from adaptaug.ops.space import family_of, fusion_of, get_op
 from adaptaug.transfer import to_device
 
@@ -163,12 +164,13 @@ def _apply_grouped(data: tuple[torch.Tensor, ...], plan: AugPlan, modality: str,
     # Policies draw plans on the host, so the groups are found there: no device-to-host sync per batch
     # (a plan already on the device costs one copy back). Every group's sample indices then travel in ONE
     # pinned, non-blocking copy, the magnitudes in another: a copy from pageable memory would synchronise.
-    groups, flat = _plan_groups(plan, modality)
-    if not groups:
-        return data
-    device = first.device
-    indices = to_device(torch.cat(flat), device)
-    mags = to_device(plan.magnitudes.to(first.dtype if first.is_floating_point() else torch.float32), device)
+    with one_thread():  # tiny host tensors (host_threads)
+        groups, flat = _plan_groups(plan, modality)
+        if not groups:
+            return data
+        device = first.device
+        indices = to_device(torch.cat(flat), device)
+        mags = to_device(plan.magnitudes.to(first.dtype if first.is_floating_point() else torch.float32), device)
     generator = torch.Generator(device=device).manual_seed(plan.seed)
     out = data
     for group in groups:

@@ -27,6 +27,7 @@ from adaptaug.checkpoint import load_checkpoint, rng_state, save_checkpoint, set
 from adaptaug.config import TrainConfig
 from adaptaug.distributed import DistContext, all_reduce_sum, broadcast_, finish, init_from_env
 from adaptaug.errors import ConfigError
+from adaptaug.host_threads import one_thread
 from adaptaug.evaluate import evaluate
 from adaptaug.io import read_run_config, write_csv, write_json
 from adaptaug.policies import AugNetPolicy, Policy, build_policy
@@ -76,7 +77,8 @@ def _augmented(task: Task, policy: Policy, batches: Iterator[tuple], ahead: int,
         if not chunk:
             return
         t1 = time.perf_counter()
-        plans = [policy.sample(targets.shape[0], sample_ids=index) for _, targets, index in chunk]
+        with one_thread():  # one switch for the chunk's draws, not one per draw (host_threads)
+            plans = [policy.sample(targets.shape[0], sample_ids=index) for _, targets, index in chunk]
         # NER ops move tags with the tokens, so the targets of the step are those augment_batches returns
         augmented = task.augment_batches([(inputs, targets) for inputs, targets, _ in chunk], plans)
         times["data"] += t1 - t

@@ -25,6 +25,7 @@ from torch import nn
 from adaptaug.augment import NO_OP, AugPlan, apply_plan
 from adaptaug.errors import ConfigError
 from adaptaug.feedback import SAMPLE_FEATURES, STATE_FEATURES, FeedbackTracker
+from adaptaug.host_threads import one_thread
 from adaptaug.ops.space import OpSpace
 from adaptaug.policies.base import Policy, draw_seed, make_plan, random_signs
 from adaptaug.rewards import Reward, RoundData, StepRecord, get_reward, standardised
@@ -414,13 +415,14 @@ class AugNetPolicy(Policy):
             features = features.clone()
         record = StepRecord(op_idx=action.op_idx, bins=action.bins, sample_ids=action.sample_ids,
                             states=action.states, applied=action.applied)
-        with torch.enable_grad():
+        with one_thread(), torch.enable_grad():  # one batch's logits: tiny (host_threads)
             logits_d = logits.detach().requires_grad_(True)
             loss = self.loss_fn(logits_d, targets)  # (B,)
             grad_logits = torch.autograd.grad(loss.sum(), logits_d)[0] if self.reward.needs_gradients else None
-        record.loss = loss.detach()
-        if self.reward.needs_gradients:
-            record.grad_logits, record.features, record.sample_of_row = _rows(grad_logits, features)
+            record.loss = loss.detach()
+            if self.reward.needs_gradients:
+                record.grad_logits, record.features, record.sample_of_row = _rows(grad_logits, features)
+            self.tracker.add_batch(record.loss, self.accuracy_fn(logits.detach(), targets))
         needs_clean_gradients = getattr(self.reward, "needs_clean_gradients", False)
         if self.reward.needs_clean_loss or needs_clean_gradients:
             clean = clean_inputs if clean_inputs is not None else getattr(self, "_clean_inputs", None)
@@ -436,7 +438,6 @@ class AugNetPolicy(Policy):
             if needs_clean_gradients:
                 _, _, rows = self._eval_pass(clean, clean_targets, gradients=True, amp=self._amp)
                 record.clean_grad_logits, record.clean_features, record.clean_sample_of_row = rows
-        self.tracker.add_batch(record.loss, self.accuracy_fn(logits.detach(), targets))
         self._pending.append(record)
         if len(self._pending) >= self.config.update_every:
             self._round()
@@ -508,6 +509,11 @@ class AugNetPolicy(Policy):
         if not math.isfinite(probe_loss):
             raise FloatingPointError(f"validation-probe loss is {probe_loss}; the primary model diverged")
         self._probe_loss = probe_loss
+        with one_thread():  # the rest of the round: rewards, the policy net and its update (host_threads)
+            self._learn_from_round(before, probe_loss, probe_acc, probe_grad, probe_features)
+
+    def _learn_from_round(self, before: float, probe_loss: float, probe_acc: float,
+                          probe_grad: torch.Tensor | None, probe_features: torch.Tensor | None) -> None:
         steps, self._pending = self._pending, []
         if self.config.per_sample:
             self._remember_losses(steps)

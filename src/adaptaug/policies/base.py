@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from adaptaug.augment import NO_OP, AugPlan
+from adaptaug.host_threads import one_thread
 from adaptaug.ops.space import OpSpace
 
 # RandAugment and TrivialAugment quantise the level into 31 bins (torchvision's num_magnitude_bins).
@@ -51,10 +52,11 @@ class Policy:
         """A plan for the next batch. ``sample_ids`` (B,): the samples' positions in the training split, for
         policies that decide per sample from what they saw of each sample (AugNet's ``per_sample``); the
         others ignore it."""
-        own = self._sample(batch_size, sample_ids)
-        if self.base is None:
-            return own
-        return AugPlan.concat(self.base.sample(batch_size), own)
+        with one_thread():  # tiny host tensors (host_threads)
+            own = self._sample(batch_size, sample_ids)
+            if self.base is None:
+                return own
+            return AugPlan.concat(self.base.sample(batch_size), own)
 
     def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         raise NotImplementedError
