@@ -239,7 +239,9 @@ class AugNetPolicy(Policy):
         self.reward: Reward = get_reward(self.config.reward)
         self.features = STATE_FEATURES + (SAMPLE_FEATURES if self.config.per_sample else ())
         self.net = AugNet(len(self.features), len(space), self.config.num_bins, self.config.hidden, self.config.gate)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
+        # foreach: one call per Adam op over all of the net's tensors instead of a Python loop over them (on the
+        # CPU torch defaults to the loop); the same numbers bit for bit (checked over 60 rounds of the tests' harness)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, foreach=True)
         self.tracker = FeedbackTracker(num_classes, total_steps)
         self.has_magnitude = torch.tensor([s.has_magnitude for s in space.specs])
         self.trace: list[dict[str, float]] = []
