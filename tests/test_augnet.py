@@ -7,7 +7,7 @@ from torch import nn
 
 from adaptaug.errors import ConfigError
 from adaptaug.ops.space import OpSpace, OpSpec, OP_REGISTRY, register_op
-from adaptaug.policies.augnet import GATED_PROBE_CHUNK, AugNetConfig, AugNetPolicy
+from adaptaug.policies.augnet import GATED_PROBE_CHUNK, GATED_PROBE_EVERY, AugNetConfig, AugNetPolicy
 from adaptaug.rewards import RoundData, get_reward
 
 import pytest
@@ -134,6 +134,11 @@ def test_gate_is_on_by_default_where_augnet_stacks_on_a_base(fields, stacked, ga
     # the probe: chunked under the gate unless asked otherwise, whole without it
     assert policy.config.probe_chunk == (GATED_PROBE_CHUNK if gated else None)
     assert AugNetConfig(**fields).probe_chunk is None
+    # and probed every GATED_PROBE_EVERY rounds under the gate, every round without it
+    assert policy.config.probe_every == (GATED_PROBE_EVERY if gated else 1)
+    assert AugNetConfig(**fields).probe_every is None
+    if fields.get("reward") != "val-drop":  # which needs a probe every round
+        assert AugNetConfig(**fields, probe_every=2).resolved(stacked).probe_every == 2
     explicit = AugNetConfig(**fields, probe_chunk=256).resolved(stacked)
     assert explicit.probe_chunk == 256 and explicit.resolved(stacked) == explicit
     assert policy.config.resolved(not stacked) == policy.config  # resolving twice changes nothing

@@ -124,9 +124,10 @@ def test_runs_made_before_an_augnet_field_existed_are_reused(grid, tmp_path, mon
 
 @pytest.mark.parametrize("task", ["digits", "sst2"])
 def test_runs_made_before_the_gate_and_chunk_defaults_are_reused_only_where_they_stay_off(task, tmp_path):
-    # the gate became the default over a base augmentation (image tasks), then the chunked probe under the gate: an
-    # older augnet run (gate False, whole probe, nothing resolved) is what `augnet` still means on text and no longer
-    # on images; a gated run from before the chunk default probed the whole probe, which `augnet` no longer means
+    # the gate became the default over a base augmentation (image tasks), then the chunked probe under the gate, then
+    # a probe every 4th round under it: an older augnet run (gate False, whole probe, nothing resolved) is what
+    # `augnet` still means on text and no longer on images; a gated run from before the chunk default probed the
+    # whole probe, and one from before the cadence default probed every round, which `augnet` no longer means
     from adaptaug.compare import is_finished, run_specs
     from adaptaug.tasks import stacks_base
     (spec,) = run_specs(GridConfig(task=task, out=str(tmp_path), policies=("augnet",), seeds=1, epochs=2))
@@ -141,10 +142,12 @@ def test_runs_made_before_the_gate_and_chunk_defaults_are_reused_only_where_they
             (False, {}, task == "sst2"),  # before the gate default
             (None, {"resolved_augnet_gate": True}, False),  # before the chunk default
             (None, {"resolved_augnet_gate": False}, task == "sst2"),
-            (None, {"resolved_augnet_gate": True, "resolved_augnet_probe_chunk": 32}, task == "digits"),
+            (None, {"resolved_augnet_gate": True, "resolved_augnet_probe_chunk": 32}, False),  # every round
             (None, {"resolved_augnet": resolved(True)}, task == "digits"),  # since: the whole config as it ran
             (None, {"resolved_augnet": resolved(False)}, task == "sst2")):
         saved["augnet"]["gate"] = gate
+        # the cadence as configs recorded it before its default: 1; since, None (resolved_augnet says what ran)
+        saved["augnet"]["probe_every"] = None if "resolved_augnet" in recorded else 1
         for key in ("resolved_augnet_gate", "resolved_augnet_probe_chunk", "resolved_augnet"):
             saved.pop(key, None)
         saved.update(recorded)
@@ -152,16 +155,18 @@ def test_runs_made_before_the_gate_and_chunk_defaults_are_reused_only_where_they
         if reused:
             assert is_finished(spec)
         else:
-            with pytest.raises(ConfigError, match=r"this grid asks for augnet\.(gate|probe_chunk)"):
+            with pytest.raises(ConfigError, match=r"this grid asks for augnet\.(gate|probe_chunk|probe_every)"):
                 is_finished(spec)
-    # the whole probe has one meaning however it is spelt: a run that ran it is the grid's augnet[probe_chunk=256]
+    # the whole probe has one meaning however it is spelt: a run that ran it (every round) is the grid's
+    # augnet[probe_chunk=256][probe_every=1]
     if task == "digits":
-        (whole,) = run_specs(GridConfig(task=task, out=str(tmp_path), policies=("augnet[probe_chunk=256]",), seeds=1,
-                                        epochs=2))
+        label = "augnet[probe_chunk=256][probe_every=1]"
+        (whole,) = run_specs(GridConfig(task=task, out=str(tmp_path), policies=(label,), seeds=1, epochs=2))
         whole.run_dir.mkdir(parents=True)
         (whole.run_dir / "metrics.json").write_text("{}")
         saved.pop("resolved_augnet")
         saved.update(resolved_augnet_gate=True)  # a gated run from before the chunk default
+        saved["augnet"]["probe_every"] = 1
         (whole.run_dir / "config.json").write_text(json.dumps(saved))
         assert is_finished(whole)
 
@@ -184,8 +189,9 @@ def test_fresh_updates_only_relabels_runs_with_a_warmup(grid, tmp_path):
         shutil.copy(out / "runs" / "augnet-s0" / name, fresh.run_dir)
     assert is_finished(fresh)  # no warmup: the same run either way
     saved["augnet"]["warmup"] = 1.0
-    # a warmup turns the automatic gate off, and with it the chunked probe
-    saved["resolved_augnet"] = {**saved["resolved_augnet"], "warmup": 1.0, "gate": False, "probe_chunk": None}
+    # a warmup turns the automatic gate off, and with it the chunked probe and the probe every 4th round
+    saved["resolved_augnet"] = {**saved["resolved_augnet"], "warmup": 1.0, "gate": False, "probe_chunk": None,
+                                "probe_every": 1}
     for label, reused in (("augnet[warmup=1]", True), ("augnet[warmup=1][fresh]", False)):
         (spec,) = run_specs(GridConfig(task="digits", out=str(out), policies=(label,), seeds=1, epochs=2,
                                        limit=400))

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     from adaptaug.compare import VARIANT_SYNTAX
     from adaptaug.config import COMPILE_MODES
     from adaptaug.policies import POLICIES
-    from adaptaug.policies.augnet import GATED_PROBE_CHUNK, AugNetConfig
+    from adaptaug.policies.augnet import GATED_PROBE_CHUNK, GATED_PROBE_EVERY, AugNetConfig
     from adaptaug.rewards import REWARDS
     from adaptaug.tasks import TASKS
 
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--frozen-augnet", action="store_true", help="AugNet without learning (ablation)")
     tr.add_argument("--augnet-probe-every", type=int, default=None, metavar="ROUNDS",
                     help="rounds between AugNet's validation-probe forwards "
-                         f"(default {AUGNET_DEFAULTS.probe_every}; see docs/augnet.md)")
+                         f"(default {GATED_PROBE_EVERY} under the gate, else 1; see docs/augnet.md)")
     tr.add_argument("--augnet-probe-size", type=int, default=None, metavar="N",
                     help=f"validation samples in AugNet's probe (default {AUGNET_DEFAULTS.probe_size})")
     tr.add_argument("--augnet-probe-chunk", type=int, default=None, metavar="N",
