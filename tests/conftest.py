@@ -17,6 +17,16 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture
+def two_threads():
+    """Two intra-op threads for the test (the one-thread switch of adaptaug.host_threads shows only above one),
+    the count before restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 def shared(name: str) -> Path:
     path = SHARED_DATA / name
     if not path.exists():

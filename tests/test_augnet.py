@@ -623,11 +623,9 @@ def test_plans_ahead_without_a_cap_would_draw_across_the_round():
     assert frozen.plans_ahead() is None  # a uniform policy: its plans never depend on feedback
 
 
-def test_augnet_keeps_its_bookkeeping_on_one_thread_and_the_probe_on_the_loops_threads():
+def test_augnet_keeps_its_bookkeeping_on_one_thread_and_the_probe_on_the_loops_threads(two_threads):
     """The probe is a forward of the primary model: on a CPU it keeps the loop's threads, while AugNet's own
     tiny tensors (its net, its update, the step's loss) run on one (adaptaug.host_threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
     threads = {"probe": set(), "update": set()}
 
     def spy(policy):
@@ -635,9 +633,6 @@ def test_augnet_keeps_its_bookkeeping_on_one_thread_and_the_probe_on_the_loops_t
         policy._run_probe = lambda *a: (threads["probe"].add(torch.get_num_threads()), run_probe(*a))[1]
         policy._update = lambda: (threads["update"].add(torch.get_num_threads()), update())[1]
 
-    try:
-        _run_policy(PaysFor(SPACE.index("Brightness")), rounds=3, on_policy=spy)
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    _run_policy(PaysFor(SPACE.index("Brightness")), rounds=3, on_policy=spy)
+    assert torch.get_num_threads() == 2
     assert threads == {"probe": {2}, "update": {1}}

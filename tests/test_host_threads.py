@@ -9,14 +9,6 @@ from adaptaug.ops.space import OpSpace
 from adaptaug.policies import RandAugment, StandardAugment
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_one_thread_restores_the_count_also_after_an_error(two_threads):
     with one_thread():
         assert torch.get_num_threads() == 1

@@ -9,7 +9,8 @@ and halved its CPU time at 2 threads (BENCHMARKS.md, fourteenth session). The mo
 AugNet's probe forward) keeps the loop's thread count.
 
 A switch is not free where there are many threads (torch rebuilds a thread pool: about 0.16 ms at 16, well under
-1 us at 2), so the blocks are coarse: one per chunk of plan draws, per observed step and per AugNet round.
+1 us at 2), so the blocks are coarse: one per chunk of plan draws, per plan's grouping, per observed step and per
+AugNet round.
 """
 from __future__ import annotations
 

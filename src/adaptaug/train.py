@@ -27,8 +27,8 @@ from adaptaug.checkpoint import load_checkpoint, rng_state, save_checkpoint, set
 from adaptaug.config import TrainConfig
 from adaptaug.distributed import DistContext, all_reduce_sum, broadcast_, finish, init_from_env
 from adaptaug.errors import ConfigError
-from adaptaug.host_threads import one_thread
 from adaptaug.evaluate import evaluate
+from adaptaug.host_threads import one_thread
 from adaptaug.io import read_run_config, write_csv, write_json
 from adaptaug.policies import AugNetPolicy, Policy, build_policy
 from adaptaug.policies.augnet import augnet_as_ran
