@@ -16,7 +16,7 @@ SPACE = OpSpace.of(["Identity", "Rotate", "TranslateX", "Brightness", "Contrast"
 
 
 class PaysFor:
-    """A rigged per-sample reward: 1 for samples that got ``op``, 0 otherwise."""
+    """A rigged per-sample reward: 1 for samples that got ``op`` (in any slot), 0 otherwise."""
     name, per_sample, needs_gradients, needs_clean_loss = "rigged", True, False, False
 
     def __init__(self, op: int | None):
@@ -25,7 +25,7 @@ class PaysFor:
     def __call__(self, data: RoundData) -> list[torch.Tensor]:
         if self.op is None:
             return [torch.ones(s.op_idx.shape[0]) for s in data.steps]
-        return [(s.op_idx == self.op).float() for s in data.steps]
+        return [(s.op_idx == self.op).any(1).float() for s in data.steps]
 
 
 def _digits_batches():
@@ -142,6 +142,36 @@ def test_gate_is_on_by_default_where_augnet_stacks_on_a_base(fields, stacked, ga
     explicit = AugNetConfig(**fields, probe_chunk=256).resolved(stacked)
     assert explicit.probe_chunk == 256 and explicit.resolved(stacked) == explicit
     assert policy.config.resolved(not stacked) == policy.config  # resolving twice changes nothing
+
+
+def test_slots_draw_that_many_ops_per_sample_from_one_distribution_and_credit_each():
+    target = SPACE.index("Brightness")
+    policy = _run_policy(PaysFor(target), rounds=40, slots=2)
+    assert policy.op_probabilities["Brightness"] > 0.5, policy.op_probabilities  # uniform: 1/6
+    plan = policy.sample(4000)
+    assert plan.op_ids.shape == (4000, 2)  # no base here: AugNet's two slots are the whole plan
+    probs = torch.tensor(list(policy.op_probabilities.values()))
+    for slot in range(2):  # each slot is drawn from the round's distribution on its own
+        freq = torch.bincount(plan.op_ids[:, slot], minlength=len(SPACE)).float() / 4000
+        assert torch.allclose(freq, probs, atol=0.03), (slot, freq, probs)
+    # one transition per draw: a round of 4 x 64 samples stores 512, each sample's advantage on both its draws
+    fresh = _run_policy(PaysFor(target), rounds=1, slots=2, buffer_size=4096)
+    assert fresh._buffer["op"].shape == (4 * 64 * 2,)
+    advantage = fresh._buffer["advantage"].view(-1, 2)
+    assert torch.equal(advantage[:, 0], advantage[:, 1])
+    paid = (fresh._buffer["op"].view(-1, 2) == target).any(1)
+    assert bool((advantage[paid, 0] > advantage[~paid, 0].max()).all())  # the rigged reward, standardised
+
+
+def test_a_reward_must_give_one_value_per_sample():
+    class PerDraw(PaysFor):
+        def __call__(self, data):
+            return [(s.op_idx == self.op).float() for s in data.steps]  # (B, slots): one per draw, not per sample
+
+    with pytest.raises(ConfigError, match=r"one value per sample of a step, \(64,\); got \(64, 2\)"):
+        _run_policy(PerDraw(1), rounds=1, slots=2)
+    with pytest.raises(ConfigError, match="slots must be >= 1"):
+        AugNetConfig(slots=0)
 
 
 def test_constant_reward_stays_near_uniform():
@@ -392,7 +422,7 @@ class PaysHardForBrightness:
         for s in data.steps:
             hard = s.states[:, -1] > 0
             wanted = torch.where(hard, SPACE.index("Brightness"), SPACE.index("Identity"))
-            out.append((s.op_idx == wanted).float())
+            out.append((s.op_idx == wanted[:, None]).any(1).float())
         return out
 
 
@@ -574,7 +604,7 @@ def test_warmup_clock_runs_frozen_and_resumes_from_a_state_dict():
         AugNetConfig(warmup=1.5)
 
 
-@pytest.mark.parametrize("fields", [{}, {"gate": True}, {"warmup": 0.5}])
+@pytest.mark.parametrize("fields", [{}, {"gate": True}, {"warmup": 0.5}, {"slots": 2}])
 @pytest.mark.parametrize("ahead", [3, 4, 8])
 def test_plans_drawn_ahead_within_a_round_are_the_plans_drawn_one_by_one(ahead, fields):
     # the trainer draws several batches' plans before it observes the first (train._augmented), as far as

@@ -314,6 +314,8 @@ def test_augnet_ablations_are_grid_entries(tmp_path):
     assert [specs[k].config.augnet.gate for k in ("augnet", "augnet[gate]", "augnet[no_gate]")] == [None, True, False]
     assert specs["augnet[lr=0.003]"].config.augnet.lr == 0.003
     assert specs["augnet[probe_chunk=32]"].config.augnet.probe_chunk == 32
+    two = run_specs(replace(grid, policies=("augnet[slots=2]",)))[0]
+    assert two.run_dir.name == "augnet-slots-2-s0" and two.config.augnet.slots == 2
     long_rounds = run_specs(replace(grid, policies=("augnet[update_every=32][minibatch=2048][buffer_size=2048]",)))[0]
     assert long_rounds.run_dir.name == "augnet-update_every-32-minibatch-2048-buffer_size-2048-s0"
     augnet = long_rounds.config.augnet

@@ -1,5 +1,6 @@
 """`adaptaug evaluate` (a finished run on other data) and `--policy replay:` (a logged AugNet schedule, fixed)."""
 import csv
+import dataclasses
 import gzip
 import json
 import warnings
@@ -255,6 +256,23 @@ def test_export_policy_round_trips(digits_run, tmp_path):
         load_schedule(path)
     with pytest.raises(ConfigError, match="no AugNet trace to replay"):
         schedule_from_run(_plain_run(tmp_path / "plain"))
+
+
+def test_replay_of_a_schedule_with_two_slots_draws_two_ops_per_sample(digits_run, tmp_path):
+    one = schedule_from_run(digits_run)
+    assert one.slots == 1  # the digits run drew one op per sample
+    two = dataclasses.replace(one, slots=2, shares=None)  # every sample gets its ops
+    path = tmp_path / "two.json"
+    path.write_text(two.dumps())
+    assert json.loads(path.read_text())["slots"] == 2 and load_schedule(path) == two
+    policy = ReplayPolicy(load_schedule(path), OpSpace.of(two.ops), 10, torch.Generator().manual_seed(0))
+    plan = policy.sample(3000)
+    assert plan.op_ids.shape == (3000, 2)
+    p = torch.tensor(two.probs[0])
+    for slot in range(2):
+        assert torch.allclose(torch.bincount(plan.op_ids[:, slot], minlength=len(p)).float() / 3000, p, atol=0.03)
+    with pytest.raises(ConfigError, match="slots must be an integer >= 1"):
+        dataclasses.replace(one, slots=0)
 
 
 @pytest.fixture(scope="module")

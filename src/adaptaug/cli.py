@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--augnet-warmup", type=float, default=None, metavar="FRACTION",
                     help="curriculum: the share of samples AugNet augments rises from 0 to 1 over this fraction "
                          f"of training (default {AUGNET_DEFAULTS.warmup}; see docs/augnet.md)")
+    tr.add_argument("--augnet-slots", type=_positive_int, default=None, metavar="N",
+                    help=f"ops per sample AugNet draws, one after another (default {AUGNET_DEFAULTS.slots}; "
+                         "docs/augnet.md)")
     tr.add_argument("--augnet-gate", action=argparse.BooleanOptionalAction, default=None,
                     help="AugNet also learns the share of samples that get its op (default: on where it stacks on "
                          "a base augmentation, i.e. image tasks; docs/augnet.md)")
@@ -211,7 +214,7 @@ def _augnet_options(args: argparse.Namespace) -> dict:
     """AugNetConfig fields the command line set; the rest keep AugNetConfig's defaults."""
     given = {"lr": args.augnet_lr, "reward": args.reward, "probe_every": args.augnet_probe_every,
              "probe_size": args.augnet_probe_size, "probe_chunk": args.augnet_probe_chunk,
-             "warmup": args.augnet_warmup}
+             "warmup": args.augnet_warmup, "slots": args.augnet_slots}
     options = {k: v for k, v in given.items() if v is not None}
     return options | {"learn": not args.frozen_augnet, "per_sample": args.augnet_per_sample, "gate": args.augnet_gate,
                       "probe_bf16": args.augnet_probe_bf16, "wide": not args.augnet_narrow,

@@ -34,8 +34,8 @@ from adaptaug.errors import ConfigError
 class StepRecord:
     """What one training step left for AugNet (all detached, on the model's device)."""
 
-    op_idx: torch.Tensor  # (B,) AugNet's op per sample
-    bins: torch.Tensor  # (B,) magnitude bin per sample
+    op_idx: torch.Tensor  # (B, slots) AugNet's ops per sample
+    bins: torch.Tensor  # (B, slots) magnitude bin of each
     grad_logits: torch.Tensor | None = None  # (N, C) d loss_i / d logits, N = B or B*T tokens
     features: torch.Tensor | None = None  # (N, d) input of the last linear layer
     sample_of_row: torch.Tensor | None = None  # (N,) which sample each row belongs to (tokens -> sentence)

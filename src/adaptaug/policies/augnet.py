@@ -97,9 +97,13 @@ class AugNetConfig:
     # no augmentation at all: it passed its rule on CIFAR-10 (subset and full task) and failed it on SST-2
     # (reports/augnet-gate/, reports/cifar10-full-gate/)
     gate: bool | None = None
+    # ops per sample, each drawn from the round's distribution on its own, one after another (RandAugment's N): the
+    # sample's reward credits every one of its draws. 1 is the TrivialAugment-like default
+    slots: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size"):
+        for name in ("num_bins", "update_every", "minibatch", "updates_per_round", "buffer_size", "probe_size",
+                     "slots"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AugNet {name} must be >= 1, got {getattr(self, name)}")
         if self.probe_every is not None and self.probe_every < 1:
@@ -157,6 +161,7 @@ ABSENT_FIELD_MEANS: dict[str, Any] = {
     "buffer_size": 512, "entropy_coef": 0.01, "uniform_floor": 0.1, "probe_size": 256, "probe_every": 1,
     "probe_chunk": None, "reward": "cosine", "wide": True, "learn": True, "per_sample": False,
     "drop_features": (), "warmup": 0.0, "fresh_updates": False, "gate": False, "probe_bf16": False,
+    "slots": 1,
 }
 
 
@@ -184,8 +189,8 @@ Rows = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
 class Action(NamedTuple):
     """What AugNet drew for one batch, kept until that batch's feedback arrives."""
 
-    op_idx: torch.Tensor  # (B,) op per sample
-    bins: torch.Tensor  # (B,) magnitude bin per sample
+    op_idx: torch.Tensor  # (B, slots) ops per sample
+    bins: torch.Tensor  # (B, slots) magnitude bin of each
     applied: torch.Tensor | None  # (B,) bool: the op reached the sample (gate, warmup); None: every sample
     sample_ids: torch.Tensor | None  # (B,) per-sample mode: positions in the training split
     states: torch.Tensor | None  # (B, F) per-sample mode: the state rows the draws came from
@@ -351,25 +356,26 @@ class AugNetPolicy(Policy):
 
     def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         start = time.perf_counter()
-        g, m = self.generator, self.config.num_bins
+        g, m, slots = self.generator, self.config.num_bins, self.config.slots
         if self.config.per_sample:  # a distribution per sample, from its own state row
             rows = self._state_rows(sample_ids, batch_size)
             op_probs, mag_probs, _ = self._distributions(rows)  # (B, K), (B, K, M); no gate with per_sample
-            op_idx = torch.multinomial(op_probs, 1, generator=g).squeeze(1)  # (B,)
-            bins = torch.multinomial(mag_probs[torch.arange(batch_size), op_idx], 1, generator=g).squeeze(1)
+            op_idx = torch.multinomial(op_probs, slots, replacement=True, generator=g)  # (B, S)
+            own_mag_probs = mag_probs[torch.arange(batch_size)[:, None], op_idx]  # (B, S, M)
+            bins = torch.multinomial(own_mag_probs.view(-1, m), 1, generator=g).view(batch_size, slots)
             # what this batch was drawn from on average: the trace, the entropy feature, data-parallel copies
             self._op_probs, self._mag_probs = op_probs.mean(0), mag_probs.mean(0)
         else:  # one distribution for the round; every sample draws from it
             sample_ids = rows = None  # the transitions need neither
-            op_idx = torch.multinomial(self._op_probs, batch_size, replacement=True, generator=g)  # (B,)
-            bins = torch.multinomial(self._mag_probs[op_idx], 1, generator=g).squeeze(1)  # (B,)
-        levels = (bins.float() + torch.rand(batch_size, generator=g)) / m  # uniform inside the bin
-        signs = random_signs((batch_size,), g)
+            op_idx = torch.multinomial(self._op_probs, batch_size * slots, replacement=True, generator=g)
+            bins = torch.multinomial(self._mag_probs[op_idx], 1, generator=g)
+            op_idx, bins = op_idx.view(batch_size, slots), bins.view(batch_size, slots)  # (B, S)
+        levels = (bins.float() + torch.rand(batch_size, slots, generator=g)) / m  # uniform inside the bin
+        signs = random_signs((batch_size, slots), g)
         applied = self._augmented_mask(batch_size)
         self._unobserved.append(Action(op_idx, bins, applied, sample_ids, rows))
-        plan_ops = op_idx if applied is None else torch.where(applied, op_idx, NO_OP)
-        plan = make_plan(self.space, plan_ops[:, None], levels[:, None], signs[:, None],
-                         seed=draw_seed(g), wide=self.config.wide)
+        plan_ops = op_idx if applied is None else torch.where(applied[:, None], op_idx, NO_OP)
+        plan = make_plan(self.space, plan_ops, levels, signs, seed=draw_seed(g), wide=self.config.wide)
         self.runtime_s += time.perf_counter() - start
         return plan
 
@@ -565,6 +571,9 @@ class AugNetPolicy(Policy):
         if self.reward.per_sample:
             advantages = []
             for r, step in zip(raw, steps):
+                if r.shape != step.op_idx.shape[:1]:
+                    raise ConfigError(f"the {self.reward.name} reward must give one value per sample of a step, "
+                                      f"({step.op_idx.shape[0]},); got {tuple(r.shape)}")
                 r = _applied(step, r.float())
                 if not torch.isfinite(r).all():
                     raise FloatingPointError("AugNet's reward is NaN or inf; the primary model diverged")
@@ -578,7 +587,7 @@ class AugNetPolicy(Policy):
         mean, var = self._baseline
         adv = (r - mean) / math.sqrt(var) if var > 0 else 0.0
         self._baseline = (mean + 0.1 * (r - mean), 0.9 * var + 0.1 * (r - mean) ** 2)
-        return torch.full((sum(_applied(s, s.op_idx).shape[0] for s in steps),), adv)
+        return torch.full((sum(_applied(s, s.op_idx).shape[0] for s in steps),), adv)  # one per augmented sample
 
     def _gate_advantages(self, raw: list[torch.Tensor]) -> torch.Tensor:
         """Every sample's reward standardised over its whole batch, augmented or not: the gate's advantage for
@@ -595,14 +604,16 @@ class AugNetPolicy(Policy):
         n = advantages.shape[0]
         if n == 0:  # early in the warmup no sample of the round got AugNet's op
             return
+        # one transition per draw: a sample's advantage credits each of its slots' (op, bin)
+        slots = self.config.slots
         new = {
-            "state": (torch.cat([_applied(s, s.states) for s in steps]) if self.config.per_sample
-                      else self._state.expand(n, -1)),
-            "op": torch.cat([_applied(s, s.op_idx.cpu()) for s in steps]),
-            "bin": torch.cat([_applied(s, s.bins.cpu()) for s in steps]),
-            "advantage": advantages,
+            "state": (torch.cat([_applied(s, s.states) for s in steps]).repeat_interleave(slots, 0)
+                      if self.config.per_sample else self._state.expand(n * slots, -1)),
+            "op": torch.cat([_applied(s, s.op_idx.cpu()) for s in steps]).reshape(-1),
+            "bin": torch.cat([_applied(s, s.bins.cpu()) for s in steps]).reshape(-1),
+            "advantage": advantages.repeat_interleave(slots),
         }
-        self._fresh += n
+        self._fresh += n * slots
         self._buffer = _appended(self._buffer, new, self.config.buffer_size)
 
     def _update(self) -> None:

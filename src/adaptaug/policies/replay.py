@@ -12,7 +12,8 @@ Replay (:class:`ReplayPolicy`, no AugNet in the loop, nothing learned):
   ``t`` of a run of ``T`` planned steps, the row in force is the last one with ``row.step / T_source <=
   t / T`` (compared exactly, in integers): progress fraction -> nearest earlier row. With the same length
   (``T == T_source``) that is the row AugNet itself sampled from at step ``t``.
-- **Ops.** Each sample draws its op from the row's probabilities, exactly as AugNet did.
+- **Ops.** Each sample draws its op from the row's probabilities, exactly as AugNet did (one per slot, when the
+  source drew several).
 - **Levels.** The trace keeps only the *mean* level per op, not AugNet's distribution over its magnitude bins,
   so a level is drawn uniformly in the widest window centred on the mean that fits in [0, 1]:
   ``U[m - h, m + h]`` with ``h = min(m, 1 - m)``. Its mean is exactly ``m``; at AugNet's start (``m = 0.5``)
@@ -29,9 +30,9 @@ Replay (:class:`ReplayPolicy`, no AugNet in the loop, nothing learned):
 - **Base.** As for AugNet: on top of the task's standard augmentation (crop+flip), alone for text and NER.
 
 ``adaptaug export-policy RUN_DIR -o policy.json`` writes the schedule as a small JSON file (format
-``adaptaug-policy-v1``: ``task``, ``ops``, ``num_bins``, ``wide``, ``total_steps``, and ``rows`` of
-``[step, fraction, [p per op], [m per op]]``, and a fifth element, the share, in every row or none), which replays
-exactly as the run directory does.
+``adaptaug-policy-v1``: ``task``, ``ops``, ``num_bins``, ``wide``, ``total_steps``, ``slots`` (1 if absent), and
+``rows`` of ``[step, fraction, [p per op], [m per op]]``, and a fifth element, the share, in every row or none),
+which replays exactly as the run directory does.
 The op space of the schedule must be the task's (same op names; order may differ): else a ConfigError.
 """
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Schedule:
     task: str | None = None
     source: str = ""
     shares: list[float] | None = None  # (R,) share of samples that get an op (AugNet's gate or warmup); None: all
+    slots: int = 1  # ops per sample, each drawn from the row on its own (AugNet's slots)
 
     def __post_init__(self) -> None:
         k, r = len(self.ops), len(self.steps)
@@ -93,11 +95,14 @@ class Schedule:
         if self.shares is not None and (len(self.shares) != r
                                         or not all(math.isfinite(x) and 0 <= x <= 1 for x in self.shares)):
             raise ConfigError(f"schedule {self.source}: shares need one value in [0, 1] per row ({r})")
+        if not isinstance(self.slots, int) or self.slots < 1:
+            raise ConfigError(f"schedule {self.source}: slots must be an integer >= 1, got {self.slots!r}")
 
     # ------------------------------------------------------------------------------------------- JSON
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "task": self.task, "source": self.source, "ops": list(self.ops),
                 "num_bins": self.num_bins, "wide": self.wide, "total_steps": self.total_steps, "levels": LEVELS,
+                "slots": self.slots,
                 "rows": [[s, s / self.total_steps, list(p), list(m)] + ([self.shares[i]] if self.shares else [])
                          for i, (s, p, m) in enumerate(zip(self.steps, self.probs, self.levels))]}
 
@@ -120,7 +125,8 @@ class Schedule:
                        probs=[[float(x) for x in r[2]] for r in rows], levels=[[float(x) for x in r[3]] for r in rows],
                        total_steps=int(data["total_steps"]), num_bins=int(data.get("num_bins", 10)),
                        wide=bool(data.get("wide", True)), task=data.get("task"), source=str(data.get("source", where)),
-                       shares=[float(r[4]) for r in rows] if rows and all(with_share) else None)
+                       shares=[float(r[4]) for r in rows] if rows and all(with_share) else None,
+                       slots=int(data.get("slots", 1)))
         except (KeyError, TypeError, ValueError, IndexError) as err:
             raise ConfigError(f"{where}: malformed policy file ({type(err).__name__}: {err})") from None
 
@@ -136,7 +142,7 @@ class Schedule:
         index = [self.ops.index(n) for n in names]
         return Schedule(names, list(self.steps), [[p[i] for i in index] for p in self.probs],
                         [[m[i] for i in index] for m in self.levels], self.total_steps, self.num_bins, self.wide,
-                        self.task, self.source, self.shares)
+                        self.task, self.source, self.shares, self.slots)
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -179,7 +185,7 @@ def schedule_from_run(run_dir: str | os.PathLike) -> Schedule:
     shares = None if logged_shares is None else [0.5 if augnet["gate"] else 0.0, *logged_shares]
     return Schedule(ops, [0, *steps], [[1.0 / k] * k, *probs], [[0.5] * k, *levels], total,
                     num_bins=int(augnet["num_bins"]), wide=bool(augnet["wide"]),
-                    task=config.get("task"), source=str(run_dir), shares=shares)
+                    task=config.get("task"), source=str(run_dir), shares=shares, slots=int(augnet["slots"]))
 
 
 def load_schedule(source: str | os.PathLike) -> Schedule:
@@ -260,14 +266,13 @@ class ReplayPolicy(Policy):
         return op_idx, levels
 
     def _sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
-        g = self.generator
-        op_idx, levels = self.draw(batch_size)
-        signs = random_signs((batch_size,), g)
+        g, slots = self.generator, self.schedule.slots
+        op_idx, levels = (x.view(batch_size, slots) for x in self.draw(batch_size * slots))
+        signs = random_signs((batch_size, slots), g)
         if self.schedule.shares:  # the rest get the base augmentation only, as under AugNet's gate or warmup
             applied = torch.rand(batch_size, generator=g) < self.augmented_share
-            op_idx = torch.where(applied, op_idx, NO_OP)
-        plan = make_plan(self.space, op_idx[:, None], levels[:, None], signs[:, None], seed=draw_seed(g),
-                         wide=self.schedule.wide)
+            op_idx = torch.where(applied[:, None], op_idx, NO_OP)
+        plan = make_plan(self.space, op_idx, levels, signs, seed=draw_seed(g), wide=self.schedule.wide)
         self.step += 1
         new = self._row_at(self.step)
         if new != self._active:  # in force from the next plan on: logged as AugNet logs an update
