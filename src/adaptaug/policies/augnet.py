@@ -107,8 +107,10 @@ class AugNetConfig:
                      "slots"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AugNet {name} must be >= 1, got {getattr(self, name)}")
-        if self.probe_every is not None and self.probe_every < 1:
-            raise ConfigError(f"AugNet probe_every must be >= 1, got {self.probe_every}")
+        for name in ("probe_every", "probe_chunk"):  # None: resolved() decides
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"AugNet {name} must be >= 1, got {value}")
         if not self.lr > 0:
             raise ConfigError(f"AugNet lr must be > 0, got {self.lr}")
         self.drop_features = tuple(self.drop_features)
@@ -121,8 +123,6 @@ class AugNetConfig:
         if self.reward == "val-drop" and self.probe_every not in (None, 1):
             raise ConfigError("the val-drop reward is the probe loss's change across each round: it needs "
                               f"probe_every 1, got {self.probe_every}")
-        if self.probe_chunk is not None and self.probe_chunk < 1:
-            raise ConfigError(f"AugNet probe_chunk must be >= 1, got {self.probe_chunk}")
         if self.reward == "val-drop" and self.probe_chunk is not None and self.probe_chunk < self.probe_size:
             raise ConfigError("the val-drop reward compares the whole probe's loss across each round: it needs "
                               f"probe_chunk >= probe_size, got {self.probe_chunk} < {self.probe_size}")
