@@ -13,6 +13,8 @@ if TYPE_CHECKING:  # the CLI imports torch-heavy modules lazily, when a command 
     from adaptaug.config import TrainConfig
 
 EXIT_BAD_INPUT = 2
+WHOLE_TEXTS_HELP = ("text tasks: validation from whole texts only, training texts inside them dropped "
+                    "(SST-2 trains on phrases but tests on sentences)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--limit", type=_positive_int, default=None, help="use a stratified subset of N train images")
     tr.add_argument("--val-size", type=_val_size, default=0.1, metavar="F_OR_N",
                     help="validation hold-out from the (limited) training set: a fraction or a count (default 0.1)")
+    tr.add_argument("--val-whole-texts", action="store_true", help=WHOLE_TEXTS_HELP)
     # AugNet's defaults live in AugNetConfig only (None here = its default)
     tr.add_argument("--reward", default=None, choices=list(REWARDS),
                     help=f"AugNet's reward (default {AUGNET_DEFAULTS.reward})")
@@ -148,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--limit", type=_positive_int, default=None, help="use a stratified subset of N train images")
     co.add_argument("--val-size", type=_val_size, default=None, metavar="F_OR_N",
                     help="validation hold-out per run, a fraction or a count (default 0.1)")
+    co.add_argument("--val-whole-texts", action="store_true", help=WHOLE_TEXTS_HELP)
     co.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     co.add_argument("--amp", default="off", choices=["off", "bf16"], help="every run's training forward, as train's")
     co.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -204,6 +208,7 @@ def train_config(args: argparse.Namespace) -> "TrainConfig":
     return TrainConfig(task=args.task, data=args.data, policy=args.policy, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
                        patience=args.patience, limit=args.limit, val_size=args.val_size,
+                       val_whole_texts=args.val_whole_texts,
                        robustness=not args.no_robustness,
                        compile=args.compile or args.compile_mode is not None,  # a mode implies compiling
                        compile_mode=args.compile_mode or "default", amp=args.amp, channels_last=args.channels_last,
@@ -293,6 +298,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _compare_train_options(args: argparse.Namespace) -> dict:
     """TrainConfig fields that compare's command line set for every run (the rest keep their defaults)."""
     options = {} if args.val_size is None else {"val_size": args.val_size}
+    if args.val_whole_texts:
+        options["val_whole_texts"] = True
     if args.patience is not None:
         options["patience"] = args.patience
     if args.amp != "off":

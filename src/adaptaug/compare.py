@@ -34,8 +34,9 @@ METRICS = "metrics.json"
 # (channels_last, like device, changes float rounding only; augment_ahead, the random positions of crops and
 # cutouts, not their distribution; amp changes the step's precision)
 _IDENTITY_FIELDS = ("task", "data", "policy", "seed", "epochs", "batch_size", "lr", "patience", "val_size",
-                    "limit", "robustness", "amp", "augnet")
-_ABSENT_IDENTITY = {"amp": "off"}  # identity fields added after some runs were made: what those runs used
+                    "val_whole_texts", "limit", "robustness", "amp", "augnet")
+# identity fields added after some runs were made: what those runs used
+_ABSENT_IDENTITY = {"amp": "off", "val_whole_texts": False}
 
 
 @dataclass
@@ -81,6 +82,8 @@ class GridConfig:
             parts += ["--limit", str(self.limit)]
         if "val_size" in self.train:
             parts += ["--val-size", str(self.train["val_size"])]
+        if self.train.get("val_whole_texts"):
+            parts.append("--val-whole-texts")
         if "patience" in self.train:
             parts += ["--patience", str(self.train["patience"])]
         if self.train.get("amp", "off") != "off":

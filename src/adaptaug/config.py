@@ -29,6 +29,9 @@ class TrainConfig:
     patience: int = 3  # early stopping on validation loss, best weights restored (the seed's value)
     val_size: float | int = 0.1  # share (or count, if >= 1) of the training set held out for validation
     limit: int | None = None  # keep a stratified subset of this many training images (quick runs)
+    # text tasks: validation from whole texts, training texts inside them dropped (SST-2 trains on phrases but tests
+    # on sentences; its random validation phrases ordered policies unlike the test set: reports/sst2-reward/)
+    val_whole_texts: bool = False
     robustness: bool = True  # eval_robust_* keys (attacks, corruptions) after the test evaluation
     # Speed knobs, off by default until measured to help (BENCHMARKS.md); evaluation always runs in float32.
     compile: bool = False  # torch.compile the training step's model
@@ -68,6 +71,8 @@ class TrainConfig:
             raise ConfigError(f"channels_last must be true, false or null (auto), got {self.channels_last!r}")
         if self.augment_ahead is not None and (not isinstance(self.augment_ahead, int) or self.augment_ahead < 1):
             raise ConfigError(f"augment_ahead must be a positive integer or null (auto), got {self.augment_ahead!r}")
+        if not isinstance(self.val_whole_texts, bool):
+            raise ConfigError(f"val_whole_texts must be true or false, got {self.val_whole_texts!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be a positive integer, got {self.limit!r}")
 

@@ -80,7 +80,8 @@ def _config(run_dir: Path):
 def _build_own_task(config):
     from adaptaug.tasks import build_task
 
-    return build_task(config.task, config.data, val_size=config.val_size, seed=config.seed, limit=config.limit)
+    return build_task(config.task, config.data, val_size=config.val_size, seed=config.seed, limit=config.limit,
+                      val_whole_texts=config.val_whole_texts)
 
 
 def _assets_of(task) -> dict[str, Any]:

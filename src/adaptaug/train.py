@@ -143,7 +143,8 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         progress = progress and ctx.is_main
     seed_everything(config.seed + ctx.rank)  # dropout differs per rank; DDP copies rank 0's initial weights
     if task is None:
-        task = build_task(config.task, config.data, val_size=config.val_size, seed=config.seed, limit=config.limit)
+        task = build_task(config.task, config.data, val_size=config.val_size, seed=config.seed, limit=config.limit,
+                          val_whole_texts=config.val_whole_texts)
     task.to(device)
     model = task.build_model().to(device)  # the model itself: evaluation, AugNet's probe, checkpoints
     channels_last = config.channels_last_on(device)

@@ -10,6 +10,7 @@ Pipeline, run once per source and cached:
    :func:`~adaptaug.data.images.cache_dir` keyed by the sha256 of the source bytes (a changed file gives a new
    key; a corrupt cache file is rebuilt).
 2. Per run (cheap numpy): a seeded, stratified ``limit`` subset and validation split (as the image loader does),
+   or, with ``val_whole_texts``, a validation split of whole texts (:mod:`adaptaug.data.whole_texts`),
    the :class:`~adaptaug.data.vocab.Vocab` from the *training part only* (min frequency 2, at most 30,000 tokens;
    validation and test words it never saw are ``<unk>``), and ids truncated to a fixed length (256 IMDB, 64 SST-2).
 3. Synonym candidates for the text ops (:func:`build_synonyms`), cached too. Default ``"cooc"``: nearest
@@ -39,6 +40,7 @@ from adaptaug.data.images import (_check_limit, _val_count, cache_dir, hash_name
                                   drop_corrupt_cache, resolve_data_path, save_npz_cache,
                                   stratified_choice)
 from adaptaug.data.vocab import PAD, UNK, Vocab
+from adaptaug.data.whole_texts import inside, whole_texts
 from adaptaug.errors import ConfigError, DataError, OfflineError
 from adaptaug.io import text_lines
 
@@ -562,20 +564,57 @@ def build_synonyms(source: str, vocab: Vocab, train: TextDataset, key: str, seed
 # --------------------------------------------------------------------------------------------- entry point
 
 
-def make_text_splits(name: str, src: TokenizedSource, settings: TextSettings, *, val_size: float | int = 0.1,
-                     seed: int = 0, limit: int | None = None, synonyms: str = "cooc") -> TextSplits:
-    """Limit, validation split, vocabulary (training part only), ids and synonyms, as the image loader does."""
-    _check_limit(limit)
-    if synonyms not in SYNONYM_SOURCES:
-        raise ConfigError(f"unknown synonym source {synonyms!r}; known: {', '.join(SYNONYM_SOURCES)}")
-    train = src.train
+def _random_val_split(train: TokenizedText, val_size: float | int, seed: int,
+                      limit: int | None) -> tuple[TokenizedText, TokenizedText]:
     # Independent streams for the two draws (as make_splits): `limit` does not reshuffle the val draw
     if limit is not None and limit < train.labels.shape[0]:
         train = _rows(train, stratified_choice(train.labels, int(limit), np.random.default_rng([seed, 1])))
     n = train.labels.shape[0]
     is_val = np.zeros(n, dtype=bool)
     is_val[stratified_choice(train.labels, _val_count(val_size, n), np.random.default_rng([seed, 2]))] = True
-    train_part, val_part = _rows(train, np.nonzero(~is_val)[0]), _rows(train, np.nonzero(is_val)[0])
+    return _rows(train, np.nonzero(~is_val)[0]), _rows(train, np.nonzero(is_val)[0])
+
+
+def _whole_text_val_split(train: TokenizedText, val_size: float | int, seed: int,
+                          limit: int | None) -> tuple[TokenizedText, TokenizedText]:
+    """Validation from whole texts only, training texts inside them dropped (:mod:`adaptaug.data.whole_texts`).
+
+    ``val_size`` counts (or is a share of) the texts a run uses, ``limit`` or the whole file, as in the random split;
+    ``limit`` then takes the training texts from those left, so ``limit - val count`` of them.
+    """
+    n = train.labels.shape[0]
+    used = min(int(limit), n) if limit is not None else n
+    k = _val_count(val_size, used)
+    whole_rows = np.nonzero(whole_texts(train))[0]
+    if k > whole_rows.shape[0]:
+        raise DataError(f"val_size asks for {k} whole validation texts but the training file has "
+                        f"{whole_rows.shape[0]} texts that lie inside no longer one")
+    val_rows = whole_rows[stratified_choice(train.labels[whole_rows], k, np.random.default_rng([seed, 2]))]
+    val = _rows(train, val_rows)
+    keep = ~inside(train, val, longer_only=False)  # a validation text lies inside itself: it goes too
+    rows = np.nonzero(keep)[0]
+    if rows.shape[0] == 0:
+        raise DataError(f"every training text lies inside one of the {k} whole validation texts")
+    if limit is not None and used - k < rows.shape[0]:
+        rows = rows[stratified_choice(train.labels[rows], used - k, np.random.default_rng([seed, 1]))]
+    log.info("whole-text validation: %d of %d whole texts; %d training texts inside them dropped; %d training texts",
+             k, whole_rows.shape[0], int((~keep).sum()) - k, rows.shape[0])
+    return _rows(train, rows), val
+
+
+def make_text_splits(name: str, src: TokenizedSource, settings: TextSettings, *, val_size: float | int = 0.1,
+                     seed: int = 0, limit: int | None = None, synonyms: str = "cooc",
+                     val_whole_texts: bool = False) -> TextSplits:
+    """Limit, validation split, vocabulary (training part only), ids and synonyms, as the image loader does.
+
+    ``val_whole_texts``: validation from texts that lie inside no longer training text, and the training texts inside
+    a validation text dropped (SST-2: sentences, as its test set; see :mod:`adaptaug.data.whole_texts`).
+    """
+    _check_limit(limit)
+    if synonyms not in SYNONYM_SOURCES:
+        raise ConfigError(f"unknown synonym source {synonyms!r}; known: {', '.join(SYNONYM_SOURCES)}")
+    split = _whole_text_val_split if val_whole_texts else _random_val_split
+    train_part, val_part = split(src.train, val_size, seed, limit)
     vocab, lookup = build_vocab(src.words, train_part, settings)
     datasets = {s: encode(p, lookup, settings.max_len, vocab.unk_id)
                 for s, p in (("train", train_part), ("val", val_part), ("test", src.test))}
@@ -586,14 +625,15 @@ def make_text_splits(name: str, src: TokenizedSource, settings: TextSettings, *,
 
 
 def load_text_task(task: str, data: str | os.PathLike | None = None, *, val_size: float | int = 0.1, seed: int = 0,
-                   limit: int | None = None, synonyms: str = "cooc",
-                   settings: TextSettings | None = None) -> TextSplits:
+                   limit: int | None = None, synonyms: str = "cooc", settings: TextSettings | None = None,
+                   val_whole_texts: bool = False) -> TextSplits:
     """Load ``"imdb"`` or ``"sst2"`` as train / val / test token ids with a training-part vocabulary.
 
     data: a folder with ``train.jsonl[.gz]`` and ``test.jsonl[.gz]``; None = the HF hub (OfflineError offline).
     val_size, seed, limit: as :func:`~adaptaug.data.images.load_image_task` (stratified by label).
     synonyms: ``"cooc"`` (default; from the training part), ``"wordnet"`` (WordNet 3.0 files) or ``"none"``.
     settings: maximum length, minimum frequency and vocabulary cap (default: ``TEXT_TASKS[task]``).
+    val_whole_texts: validation from whole texts only (:func:`make_text_splits`); SST-2's test set is sentences.
     """
     if not isinstance(task, str) or task not in TEXT_TASKS:
         raise ConfigError(f"unknown text task {task!r}; known text tasks: {', '.join(TEXT_TASKS)}")
@@ -603,7 +643,7 @@ def load_text_task(task: str, data: str | os.PathLike | None = None, *, val_size
     _val_count(val_size, 10**9)  # type and range check before any file is read
     src = load_hub_text(task) if data is None else load_local_source(resolve_data_path(data))
     return make_text_splits(task, src, settings or TEXT_TASKS[task], val_size=val_size, seed=int(seed), limit=limit,
-                            synonyms=synonyms)
+                            synonyms=synonyms, val_whole_texts=val_whole_texts)
 
 
 __all__ = ["CLASSES", "HUB_TEXT_IDS", "SYNONYM_SOURCES", "TEXT_TASKS", "TextDataset", "TextSettings", "TextSplits",

@@ -32,9 +32,10 @@ TASKS["conll2003"] = _conll2003
 
 
 def _text_task(name: str) -> Callable[..., Task]:
-    def build(data: str | os.PathLike | None, val_size: float | int, seed: int, limit: int | None) -> Task:
+    def build(data: str | os.PathLike | None, val_size: float | int, seed: int, limit: int | None,
+              val_whole_texts: bool = False) -> Task:
         from adaptaug.tasks.text import build_text_task
-        return build_text_task(name, data, val_size=val_size, seed=seed, limit=limit)
+        return build_text_task(name, data, val_size=val_size, seed=seed, limit=limit, val_whole_texts=val_whole_texts)
     return build
 
 
@@ -61,10 +62,16 @@ def stacks_base(name: str) -> bool | None:
 
 
 def build_task(name: str, data: str | os.PathLike | None = None, *, val_size: float | int = 0.1, seed: int = 0,
-               limit: int | None = None) -> Task:
+               limit: int | None = None, val_whole_texts: bool = False) -> Task:
+    """``val_whole_texts``: a validation split of whole texts (text classification tasks only; SST-2's phrases)."""
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
-    return TASKS[name](data, val_size, seed, limit)
+    if not val_whole_texts:
+        return TASKS[name](data, val_size, seed, limit)
+    if name not in TEXT_TASKS:
+        raise ConfigError(f"val_whole_texts applies to the text classification tasks ({', '.join(TEXT_TASKS)}), "
+                          f"not to {name!r}")
+    return TASKS[name](data, val_size, seed, limit, val_whole_texts=True)
 
 
 __all__ = ["TASKS", "Task", "build_task", "stacks_base"]

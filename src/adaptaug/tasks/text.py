@@ -102,13 +102,16 @@ class TextClassificationTask(Task):
 
 
 def build_text_task(name: str, data: str | os.PathLike | None = None, *, val_size: float | int = 0.1,
-                    seed: int = 0, limit: int | None = None, synonyms: str | None = None) -> TextClassificationTask:
-    """``imdb`` or ``sst2``; ``synonyms`` defaults to ``$ADAPTAUG_SYNONYMS``, else ``"cooc"``."""
+                    seed: int = 0, limit: int | None = None, synonyms: str | None = None,
+                    val_whole_texts: bool = False) -> TextClassificationTask:
+    """``imdb`` or ``sst2``; ``synonyms`` defaults to ``$ADAPTAUG_SYNONYMS``, else ``"cooc"``; ``val_whole_texts``:
+    :func:`~adaptaug.data.text.make_text_splits`."""
     synonyms = synonyms or os.environ.get(SYNONYMS_ENV, "").strip() or "cooc"
     if synonyms not in SYNONYM_SOURCES:
         raise ConfigError(f"unknown synonym source {synonyms!r} (from {SYNONYMS_ENV} or synonyms=); "
                           f"known: {', '.join(SYNONYM_SOURCES)}")
-    splits = load_text_task(name, data, val_size=val_size, seed=seed, limit=limit, synonyms=synonyms)
+    splits = load_text_task(name, data, val_size=val_size, seed=seed, limit=limit, synonyms=synonyms,
+                            val_whole_texts=val_whole_texts)
     log.info("%r", splits)
     return TextClassificationTask(splits)
 
