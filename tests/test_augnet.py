@@ -163,6 +163,27 @@ def test_slots_draw_that_many_ops_per_sample_from_one_distribution_and_credit_ea
     assert bool((advantage[paid, 0] > advantage[~paid, 0].max()).all())  # the rigged reward, standardised
 
 
+def test_two_ops_per_sample_by_default_on_text_classification_only(tmp_path):
+    import json
+
+    from adaptaug.policies import build_policy
+    from adaptaug.tasks import build_task, op_modality
+    folder = tmp_path / "sst2"
+    folder.mkdir()
+    lines = "".join(json.dumps({"text": f"a good film number {i}", "label": i % 2}) + "\n" for i in range(40))
+    (folder / "train.jsonl").write_text(lines)
+    (folder / "test.jsonl").write_text(lines[:200].rsplit("\n", 1)[0] + "\n")
+    assert op_modality("conll2003") == "tagging"
+    for name, data, slots in (("digits", None, 1), ("sst2", folder, 2)):
+        task = build_task(name, data)
+        assert op_modality(name) == task.op_space.modality  # compare resolves by the name, AugNet by its ops
+        policy = build_policy("augnet", task, 100, torch.Generator().manual_seed(0))
+        assert policy.config.slots == slots
+        one = build_policy("augnet", task, 100, torch.Generator().manual_seed(0), augnet=AugNetConfig(slots=1))
+        assert one.config.slots == 1
+    assert policy.sample(8).op_ids.shape == (8, 2)  # text: no base underneath, AugNet's two slots are the plan
+
+
 def test_a_reward_must_give_one_value_per_sample():
     class PerDraw(PaysFor):
         def __call__(self, data):

@@ -129,7 +129,8 @@ def test_runs_made_before_the_gate_and_chunk_defaults_are_reused_only_where_they
     # `augnet` still means on text and no longer on images; a gated run from before the chunk default probed the
     # whole probe, and one from before the cadence default probed every round, which `augnet` no longer means
     from adaptaug.compare import is_finished, run_specs
-    from adaptaug.tasks import stacks_base
+    from adaptaug.policies.augnet import TEXT_SLOTS
+    from adaptaug.tasks import op_modality, stacks_base
     (spec,) = run_specs(GridConfig(task=task, out=str(tmp_path), policies=("augnet",), seeds=1, epochs=2))
     assert spec.config.augnet.gate is None and spec.config.augnet.probe_chunk is None
     assert stacks_base(task) is (task == "digits")
@@ -137,7 +138,7 @@ def test_runs_made_before_the_gate_and_chunk_defaults_are_reused_only_where_they
     (spec.run_dir / "metrics.json").write_text("{}")
     saved = spec.config.to_dict()
     def resolved(stacked):
-        return json.loads(json.dumps(dataclasses.asdict(spec.config.augnet.resolved(stacked))))
+        return json.loads(json.dumps(dataclasses.asdict(spec.config.augnet.resolved(stacked, op_modality(task)))))
     for gate, recorded, reused in (
             (False, {}, task == "sst2"),  # before the gate default
             (None, {"resolved_augnet_gate": True}, False),  # before the chunk default
@@ -148,6 +149,9 @@ def test_runs_made_before_the_gate_and_chunk_defaults_are_reused_only_where_they
         saved["augnet"]["gate"] = gate
         # the cadence as configs recorded it before its default: 1; since, None (resolved_augnet says what ran)
         saved["augnet"]["probe_every"] = None if "resolved_augnet" in recorded else 1
+        # the ops per sample as this grid asks for them, so that only the gate and the probe decide here (text's
+        # two-op default, below)
+        saved["augnet"]["slots"] = TEXT_SLOTS if task == "sst2" else 1
         for key in ("resolved_augnet_gate", "resolved_augnet_probe_chunk", "resolved_augnet"):
             saved.pop(key, None)
         saved.update(recorded)
@@ -157,6 +161,14 @@ def test_runs_made_before_the_gate_and_chunk_defaults_are_reused_only_where_they
         else:
             with pytest.raises(ConfigError, match=r"this grid asks for augnet\.(gate|probe_chunk|probe_every)"):
                 is_finished(spec)
+    # two ops per sample became the default on text after those: a text run that drew one op is not `augnet` there
+    saved.update(resolved_augnet={**resolved(stacks_base(task)), "slots": 1})
+    (spec.run_dir / "config.json").write_text(json.dumps(saved))
+    if task == "sst2":
+        with pytest.raises(ConfigError, match=r"this grid asks for augnet\.slots=\[2\]"):
+            is_finished(spec)
+    else:
+        assert is_finished(spec)  # images still draw one op
     # the whole probe has one meaning however it is spelt: a run that ran it (every round) is the grid's
     # augnet[probe_chunk=256][probe_every=1]
     if task == "digits":

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     from adaptaug.compare import VARIANT_SYNTAX
     from adaptaug.config import COMPILE_MODES
     from adaptaug.policies import POLICIES
-    from adaptaug.policies.augnet import GATED_PROBE_CHUNK, GATED_PROBE_EVERY, AugNetConfig
+    from adaptaug.policies.augnet import GATED_PROBE_CHUNK, GATED_PROBE_EVERY, TEXT_SLOTS, AugNetConfig
     from adaptaug.rewards import REWARDS
     from adaptaug.tasks import TASKS
 
@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="curriculum: the share of samples AugNet augments rises from 0 to 1 over this fraction "
                          f"of training (default {AUGNET_DEFAULTS.warmup}; see docs/augnet.md)")
     tr.add_argument("--augnet-slots", type=_positive_int, default=None, metavar="N",
-                    help=f"ops per sample AugNet draws, one after another (default {AUGNET_DEFAULTS.slots}; "
-                         "docs/augnet.md)")
+                    help=f"ops per sample AugNet draws, one after another (default {TEXT_SLOTS} on text "
+                         "classification, else 1; docs/augnet.md)")
     tr.add_argument("--augnet-gate", action=argparse.BooleanOptionalAction, default=None,
                     help="AugNet also learns the share of samples that get its op (default: on where it stacks on "
                          "a base augmentation, i.e. image tasks; docs/augnet.md)")

@@ -26,7 +26,7 @@ from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError
 from adaptaug.policies import POLICIES, AugNetConfig
 from adaptaug.policies.augnet import augnet_as_ran
-from adaptaug.tasks import stacks_base
+from adaptaug.tasks import op_modality, stacks_base
 from adaptaug.report import FIXED_POLICIES  # re-exported: the baselines AugNet is measured against
 
 METRICS = "metrics.json"
@@ -216,7 +216,8 @@ def _identity(config: dict[str, Any], ran: bool) -> dict[str, Any]:
         if ran:
             augnet = augnet_as_ran(config)
         else:  # as it will run (a config of today's fields): those left None are the task's to decide
-            augnet = dataclasses.asdict(AugNetConfig(**ident["augnet"]).resolved(stacks_base(config["task"])))
+            augnet = dataclasses.asdict(AugNetConfig(**ident["augnet"]).resolved(stacks_base(config["task"]),
+                                                                         op_modality(config["task"])))
         if augnet["probe_chunk"] is not None and augnet["probe_chunk"] >= augnet["probe_size"]:
             augnet["probe_chunk"] = None  # one spelling of "the whole probe"
         if not augnet["warmup"]:

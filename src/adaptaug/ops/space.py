@@ -162,6 +162,12 @@ class OpSpace:
     def __len__(self) -> int:
         return len(self.names)
 
+    @property
+    def modality(self) -> str:
+        """The data its ops run on: that of its ops other than Identity (registered once, as an image op)."""
+        kinds = {s.modality for s in self.specs if s.name != "Identity"}
+        return kinds.pop() if len(kinds) == 1 else "image"
+
     def index(self, name: str) -> int:
         try:
             return self.names.index(name)

@@ -51,14 +51,26 @@ _TASK_CLASSES: dict[str, tuple[str, str]] = {
 }
 
 
-def stacks_base(name: str) -> bool | None:
-    """Whether the registered task ``name`` runs RandAugment, TrivialAugment and AugNet on top of its base
-    augmentation (``Task.stack_base``); None for a name not registered (a task object passed to ``train``)."""
+def _task_class(name: str) -> type[Task] | None:
     if name not in _TASK_CLASSES:
         return None
     import importlib
     module, cls = _TASK_CLASSES[name]
-    return bool(getattr(importlib.import_module(module), cls).stack_base)
+    return getattr(importlib.import_module(module), cls)
+
+
+def stacks_base(name: str) -> bool | None:
+    """Whether the registered task ``name`` runs RandAugment, TrivialAugment and AugNet on top of its base
+    augmentation (``Task.stack_base``); None for a name not registered (a task object passed to ``train``)."""
+    task_class = _task_class(name)
+    return None if task_class is None else bool(task_class.stack_base)
+
+
+def op_modality(name: str) -> str | None:
+    """The data the registered task ``name``'s ops run on (``Task.modality``: "image", "text", "tagging");
+    None for a name not registered."""
+    task_class = _task_class(name)
+    return None if task_class is None else task_class.modality
 
 
 def build_task(name: str, data: str | os.PathLike | None = None, *, val_size: float | int = 0.1, seed: int = 0,
@@ -74,4 +86,4 @@ def build_task(name: str, data: str | os.PathLike | None = None, *, val_size: fl
     return TASKS[name](data, val_size, seed, limit, val_whole_texts=True)
 
 
-__all__ = ["TASKS", "Task", "build_task", "stacks_base"]
+__all__ = ["TASKS", "Task", "build_task", "op_modality", "stacks_base"]

@@ -26,6 +26,7 @@ class Task(ABC):
     num_classes: int  # classes (or tags) the loss scale refers to
     # RandAugment, TrivialAugment and AugNet run on top of base_policy (crop+flip); False: over the op space alone
     stack_base: bool = True
+    modality: str = "image"  # the data its ops run on (OpSpec.modality); AugNet's defaults resolve by it
     # consecutive batches' inputs concatenate along dim 0 and ``augment`` treats samples independently, so
     # ``augment_batches`` may run several batches in one call (not where augmentation moves the targets: NER)
     stacks_batches = False

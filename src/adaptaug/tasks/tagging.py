@@ -80,6 +80,7 @@ class TaggingTask(Task):
     # FixedRateTagging is itself a random-op policy: the adaptive policies run alone, so AugNet can choose
     # Identity (a clean sentence), as the text tasks do
     stack_base = False
+    modality = "tagging"
 
     def __init__(self, data: ConllData, *, limit: int | None = None, seed: int = 0, casing: bool = True,
                  layers: int = 1, hidden: int = 128, dropout: float = 0.3,

@@ -40,6 +40,7 @@ EDA_RATE = 0.1  # the EDA paper's recommended alpha
 class TextClassificationTask(Task):
     stacks_batches = True  # ids share the split's padded width, and the token ops treat samples independently
     stack_base = False  # build_policy: RandAugment / TrivialAugment / AugNet without EDA underneath
+    modality = "text"
 
     def __init__(self, splits: TextSplits) -> None:
         self.data = splits
