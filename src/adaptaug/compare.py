@@ -216,8 +216,8 @@ def _identity(config: dict[str, Any], ran: bool) -> dict[str, Any]:
         if ran:
             augnet = augnet_as_ran(config)
         else:  # as it will run (a config of today's fields): those left None are the task's to decide
-            augnet = dataclasses.asdict(AugNetConfig(**ident["augnet"]).resolved(stacks_base(config["task"]),
-                                                                         op_modality(config["task"])))
+            task = config["task"]
+            augnet = dataclasses.asdict(AugNetConfig(**ident["augnet"]).resolved(stacks_base(task), op_modality(task)))
         if augnet["probe_chunk"] is not None and augnet["probe_chunk"] >= augnet["probe_size"]:
             augnet["probe_chunk"] = None  # one spelling of "the whole probe"
         if not augnet["warmup"]:
