@@ -3,6 +3,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -457,3 +458,52 @@ def test_amp_is_part_of_a_runs_identity_and_channels_last_is_not(grid, tmp_path,
     assert "--amp bf16 --channels-last" in command
     assert "--amp" not in GridConfig(task="digits", out=str(out)).command()
     assert "--no-channels-last" in GridConfig(task="digits", out=str(out), train={"channels_last": False}).command()
+
+
+_POOL_SCRIPT = """
+import os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from adaptaug.compare import _exit_with_parent
+if __name__ == "__main__":
+    kwargs = {"initializer": _exit_with_parent} if sys.argv[1] == "watch" else {}
+    pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), **kwargs)
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 120)
+    time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status waits to be read
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_killed_grid_takes_its_workers_with_it():
+    # SIGKILL (or SIGTERM) reaches the grid's process alone; without the initializer its worker trains on
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for watch, survives in (("watch", False), ("none", True)):
+        parent = subprocess.Popen([sys.executable, "-c", _POOL_SCRIPT, watch], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)  # the killed pool's leak warnings
+        line = parent.stdout.readline()
+        assert line.strip().isdigit(), f"the pool script printed {line!r}, not its worker's pid"
+        worker = int(line)
+        assert _running(worker)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + (3 if survives else 15)
+        while _running(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:
+            assert _running(worker) is survives
+        finally:
+            if _running(worker):
+                os.kill(worker, signal.SIGKILL)

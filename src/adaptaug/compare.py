@@ -5,7 +5,8 @@ training loop, several at once with ``jobs > 1`` (processes, 'spawn' start metho
 thread pools start clean in each). A run whose ``metrics.json`` exists is reused, so a rerun of a finished
 grid only rewrites the report; an interrupted run with a checkpoint is resumed. A failing run is recorded
 with its error and never stops the others. Each job writes only inside its own run directory; the parent
-alone writes results.csv, report.md and the plots (``adaptaug.report``).
+alone writes results.csv, report.md and the plots (``adaptaug.report``). A job ends with the grid's process, even
+when that is killed rather than interrupted, so a relaunched grid never shares a run directory with an orphan.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import json
 import os
 import re
 import shlex
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import connection, get_context, parent_process
 from pathlib import Path
 from typing import Any, Callable
 
@@ -282,6 +284,21 @@ def _run_one(config: dict[str, Any], threads: int | None = None) -> dict[str, An
         return {"status": "failed", "error": message, "seconds": round(time.perf_counter() - start, 3)}
 
 
+def _exit_with_parent() -> None:
+    """Worker initializer: end this worker when the grid's process dies. Ctrl-C reaches every process of the group,
+    but a SIGTERM or SIGKILL to the grid reaches it alone, and its workers would train on into run directories that
+    a relaunched grid resumes at the same time."""
+    parent = parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        connection.wait([parent.sentinel])  # ready when the parent exits, however it ends
+        os._exit(1)  # results are written atomically (adaptaug.io): a run cut here resumes from its checkpoint
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _read_metrics(spec: RunSpec) -> dict[str, Any]:
     try:
         metrics = json.loads((spec.run_dir / METRICS).read_text(encoding="utf-8"))
@@ -335,7 +352,8 @@ def compare(grid: GridConfig, *, on_event: Callable[[str], None] | None = None,
             record(spec, _run_one(spec.config.to_dict()))
     else:
         threads = max(1, (os.cpu_count() or 1) // grid.jobs)  # jobs share the cores instead of oversubscribing
-        with ProcessPoolExecutor(max_workers=min(grid.jobs, len(todo)), mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=min(grid.jobs, len(todo)), mp_context=get_context("spawn"),
+                                 initializer=_exit_with_parent) as pool:
             futures = {pool.submit(_run_one, spec.config.to_dict(), threads): spec for spec in todo}
             for future in as_completed(futures):
                 spec = futures[future]
