@@ -507,3 +507,20 @@ def test_a_killed_grid_takes_its_workers_with_it():
         finally:
             if _running(worker):
                 os.kill(worker, signal.SIGKILL)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the run lock is flock, POSIX only")
+def test_a_run_another_process_is_training_is_not_trained_twice(tmp_path):
+    import fcntl
+
+    from adaptaug.config import TrainConfig
+    run_dir = tmp_path / "runs" / "none-s0"
+    config = TrainConfig(policy="none", epochs=1, limit=300, robustness=False, out=str(run_dir)).to_dict()
+    run_dir.mkdir(parents=True)
+    with open(run_dir / compare_mod.RUN_LOCK, "a") as held:  # as another grid's worker holds it while it trains
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = compare_mod._run_one(config)
+        assert result["status"] == "failed" and "another process is training" in result["error"]
+        assert not (run_dir / "metrics.json").exists() and not (run_dir / "config.json").exists()
+    result = compare_mod._run_one(config)  # its holder is gone: the run trains
+    assert result["status"] == "done" and (run_dir / "metrics.json").is_file()

@@ -6,10 +6,12 @@ thread pools start clean in each). A run whose ``metrics.json`` exists is reused
 grid only rewrites the report; an interrupted run with a checkpoint is resumed. A failing run is recorded
 with its error and never stops the others. Each job writes only inside its own run directory; the parent
 alone writes results.csv, report.md and the plots (``adaptaug.report``). A job ends with the grid's process, even
-when that is killed rather than interrupted, so a relaunched grid never shares a run directory with an orphan.
+when that is killed rather than interrupted, and holds its run directory's lock while it trains, so two grids over one
+folder never train the same run at once.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -22,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import connection, get_context, parent_process
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError
@@ -259,6 +261,29 @@ def _same_run(run_dir: Path, config: dict[str, Any]) -> bool:
     return _identity(saved, ran=True) == _identity(config, ran=False)
 
 
+RUN_LOCK = ".lock"  # in a run directory: held (flock) by the process training that run
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run's lock while it trains: a second grid over the same folder (or an orphan of a killed one) would
+    otherwise train the same run into the same files at the same time. The OS drops the lock when its holder dies,
+    so it never goes stale. A ConfigError when another process holds it. POSIX only; elsewhere, no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / RUN_LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another process is training {run_dir} (it holds {run_dir / RUN_LOCK}); "
+                              "wait for it or stop it") from None
+        yield  # released when the file closes
+
+
 def _run_one(config: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
     """One run (in a worker process or in-process): train, or resume from a checkpoint. Never raises."""
     start = time.perf_counter()
@@ -269,19 +294,24 @@ def _run_one(config: dict[str, Any], threads: int | None = None) -> dict[str, An
             torch.set_num_threads(threads)
         cfg = TrainConfig.from_dict(config)
         run_dir = Path(cfg.out)
-        if (run_dir / "checkpoint.pt").is_file() and _same_run(run_dir, config):
-            from adaptaug.train import resume
-            try:
-                resume(run_dir, progress=False)
-                return {"status": "done", "error": "", "seconds": round(time.perf_counter() - start, 3)}
-            except ConfigError:
-                pass  # unreadable or foreign checkpoint: train afresh below
-        from adaptaug.train import train
-        train(cfg, progress=False)
-        return {"status": "done", "error": "", "seconds": round(time.perf_counter() - start, 3)}
+        with _run_lock(run_dir):
+            return _train_or_resume(cfg, config, run_dir, start)
     except Exception as err:  # noqa: BLE001 — a failing run is a result to record, not a reason to stop
         message = " ".join(f"{type(err).__name__}: {err}".split())  # one line for the CSV
         return {"status": "failed", "error": message, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _train_or_resume(cfg: TrainConfig, config: dict[str, Any], run_dir: Path, start: float) -> dict[str, Any]:
+    if (run_dir / "checkpoint.pt").is_file() and _same_run(run_dir, config):
+        from adaptaug.train import resume
+        try:
+            resume(run_dir, progress=False)
+            return {"status": "done", "error": "", "seconds": round(time.perf_counter() - start, 3)}
+        except ConfigError:
+            pass  # unreadable or foreign checkpoint: train afresh below
+    from adaptaug.train import train
+    train(cfg, progress=False)
+    return {"status": "done", "error": "", "seconds": round(time.perf_counter() - start, 3)}
 
 
 def _exit_with_parent() -> None:
