@@ -219,6 +219,17 @@ def test_frozen_augnet_does_not_learn_and_skips_its_feedback():
     assert policy.probes == 0 and policy.trace == []  # a uniform policy needs no probe
 
 
+def test_frozen_augnet_trains_with_plans_drawn_further_ahead_than_a_round(tmp_path):
+    # a frozen AugNet lets the loop draw 16 plans at once (plans_ahead: any), past its round-sized queue of draws
+    # not yet observed; observing them must not ask for a draw it no longer holds (it did, so every frozen run failed)
+    from adaptaug.config import TrainConfig
+    from adaptaug.train import train
+    config = TrainConfig(epochs=1, limit=400, robustness=False, out=str(tmp_path / "run"),
+                         augnet=AugNetConfig(learn=False), augment_ahead=16)
+    result = train(config, progress=False)
+    assert len(result.history) == 1 and result.trace == [] and (tmp_path / "run" / "metrics.json").is_file()
+
+
 @pytest.mark.parametrize("probe_every,probes", [(1, 20), (4, 5)])
 def test_probe_every_sets_how_often_the_probe_runs(probe_every, probes):
     # 20 rounds: exactly one probe per round (the first round's reference is that round's probe), or one per 4

@@ -423,13 +423,16 @@ class AugNetPolicy(Policy):
         plans were drawn ahead): its logits and targets."""
         if self._model is None:
             raise ConfigError("call AugNetPolicy.attach(model, loss_fn, probe_inputs, probe_targets) first")
+        if not self.config.learn:
+            # frozen: the heads stay at their zero initialisation, so the policy is uniform whatever it reads;
+            # feedback, probes and rewards would cost time and change nothing. Its plans may be drawn further ahead
+            # than a round (plans_ahead: any), past the bounded queue, so no action is required here
+            if self._unobserved:
+                self._unobserved.popleft()
+            return
         if not self._unobserved:
             raise ConfigError("observe() was called without a sample() before it")
         action = self._unobserved.popleft()
-        if not self.config.learn:
-            # frozen: the heads stay at their zero initialisation, so the policy is uniform whatever it reads;
-            # feedback, probes and rewards would cost time and change nothing
-            return
         start = time.perf_counter()
         features = self._features
         if self._copy_features and features is not None:  # the next step's graph replay would overwrite them
