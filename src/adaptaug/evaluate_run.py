@@ -78,10 +78,9 @@ def _config(run_dir: Path):
 
 
 def _build_own_task(config):
-    from adaptaug.tasks import build_task
+    from adaptaug.tasks import build_task_of
 
-    return build_task(config.task, config.data, val_size=config.val_size, seed=config.seed, limit=config.limit,
-                      val_whole_texts=config.val_whole_texts)
+    return build_task_of(config)
 
 
 def _assets_of(task) -> dict[str, Any]:

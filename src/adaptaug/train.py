@@ -32,7 +32,7 @@ from adaptaug.host_threads import one_thread
 from adaptaug.io import read_run_config, write_csv, write_json
 from adaptaug.policies import AugNetPolicy, Policy, build_policy
 from adaptaug.policies.augnet import augnet_as_ran
-from adaptaug.tasks import Task, build_task
+from adaptaug.tasks import Task, build_task_of
 
 
 @dataclass
@@ -143,8 +143,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         progress = progress and ctx.is_main
     seed_everything(config.seed + ctx.rank)  # dropout differs per rank; DDP copies rank 0's initial weights
     if task is None:
-        task = build_task(config.task, config.data, val_size=config.val_size, seed=config.seed, limit=config.limit,
-                          val_whole_texts=config.val_whole_texts)
+        task = build_task_of(config)
     task.to(device)
     model = task.build_model().to(device)  # the model itself: evaluation, AugNet's probe, checkpoints
     channels_last = config.channels_last_on(device)

@@ -45,7 +45,8 @@ def inside(queries: TokenizedText, holders: TokenizedText, *, longer_only: bool)
     first = queries.offsets[:-1][query_len > 0]
     rarest = by_rarity[first]
     found = np.zeros(query_len.shape[0], dtype=bool)
-    query_text, holder_text = _strings(queries), _strings(holders)
+    query_text = _strings(queries)
+    holder_text = query_text if holders is queries else _strings(holders)  # whole_texts: one part, one pass
     for q, at in zip(np.nonzero(query_len > 0)[0].tolist(), rarest.tolist()):
         if postings[at] == 0:
             continue  # a token no holder has

@@ -380,7 +380,8 @@ class AugNetPolicy(Policy):
         levels = (bins.float() + torch.rand(batch_size, slots, generator=g)) / m  # uniform inside the bin
         signs = random_signs((batch_size, slots), g)
         applied = self._augmented_mask(batch_size)
-        self._unobserved.append(Action(op_idx, bins, applied, sample_ids, rows))
+        if self.config.learn:  # frozen: observe() needs no draw, and its plans may run ahead of any round
+            self._unobserved.append(Action(op_idx, bins, applied, sample_ids, rows))
         plan_ops = op_idx if applied is None else torch.where(applied[:, None], op_idx, NO_OP)
         plan = make_plan(self.space, plan_ops, levels, signs, seed=draw_seed(g), wide=self.config.wide)
         self.runtime_s += time.perf_counter() - start
@@ -425,10 +426,7 @@ class AugNetPolicy(Policy):
             raise ConfigError("call AugNetPolicy.attach(model, loss_fn, probe_inputs, probe_targets) first")
         if not self.config.learn:
             # frozen: the heads stay at their zero initialisation, so the policy is uniform whatever it reads;
-            # feedback, probes and rewards would cost time and change nothing. Its plans may be drawn further ahead
-            # than a round (plans_ahead: any), past the bounded queue, so no action is required here
-            if self._unobserved:
-                self._unobserved.popleft()
+            # feedback, probes and rewards would cost time and change nothing (and _sample keeps no draws for it)
             return
         if not self._unobserved:
             raise ConfigError("observe() was called without a sample() before it")

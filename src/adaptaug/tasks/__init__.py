@@ -86,4 +86,11 @@ def build_task(name: str, data: str | os.PathLike | None = None, *, val_size: fl
     return TASKS[name](data, val_size, seed, limit, val_whole_texts=True)
 
 
-__all__ = ["TASKS", "Task", "build_task", "op_modality", "stacks_base"]
+def build_task_of(config) -> Task:
+    """The registered task a :class:`~adaptaug.config.TrainConfig` names, split as it says (training and
+    ``adaptaug evaluate`` rebuild a run's task alike)."""
+    return build_task(config.task, config.data, val_size=config.val_size, seed=config.seed, limit=config.limit,
+                      val_whole_texts=config.val_whole_texts)
+
+
+__all__ = ["TASKS", "Task", "build_task", "build_task_of", "op_modality", "stacks_base"]
