@@ -524,3 +524,34 @@ def test_a_run_another_process_is_training_is_not_trained_twice(tmp_path):
         assert not (run_dir / "metrics.json").exists() and not (run_dir / "config.json").exists()
     result = compare_mod._run_one(config)  # its holder is gone: the run trains
     assert result["status"] == "done" and (run_dir / "metrics.json").is_file()
+
+
+def test_trace_summary_says_which_ops_a_run_committed_to_and_when():
+    from adaptaug.report import summarise_trace
+
+    def round_(a, b, c, share):
+        return {"step": 0.0, "entropy": 0.5, "p_A": a, "p_B": b, "p_C": c, "augmented_share": share}
+
+    trace = [round_(0.3, 0.4, 0.3, 0.5), round_(0.2, 0.7, 0.1, 0.3), round_(0.6, 0.3, 0.1, 0.1),
+             round_(0.2, 0.5, 0.3, 0.1)]
+    s = summarise_trace(trace)
+    assert s["rounds"] == 4 and s["committed_share"] == 0.75  # rounds 2-4 have an op at 0.5 or more
+    assert s["committed_to"] == ["B", "A"]  # in the order it first committed; B's return is not repeated
+    assert (s["last_top"], s["last_top_p"], s["last_entropy"]) == ("B", 0.5, 0.5)
+    assert s["mean_share"] == pytest.approx(0.25) and s["last_share"] == 0.1
+    ungated = summarise_trace([{k: v for k, v in r.items() if k != "augmented_share"} for r in trace])
+    assert "mean_share" not in ungated
+    assert summarise_trace([]) is None and summarise_trace([{"step": 1.0}]) is None  # frozen: no rounds
+
+
+def test_report_lists_what_each_augnet_run_did(grid):
+    from adaptaug.report import _read_csv, summarise_trace
+
+    section = (grid / "report.md").read_text().split("## What AugNet did, run by run")[1].split("\n## ")[0]
+    lines = [x for x in section.splitlines() if x.startswith("| augnet |")]
+    assert [x.split("|")[2].strip() for x in lines] == ["0", "1"]  # one row per AugNet run, none for `none`
+    for line, seed in zip(lines, (0, 1)):
+        expected = summarise_trace(_read_csv(grid / "runs" / f"augnet-s{seed}" / "trace.csv"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[2] == str(expected["rounds"]) and expected["rounds"] > 0
+        assert cells[5] == f"{expected['last_top']} ({100 * expected['last_top_p']:.0f}%)"

@@ -161,7 +161,9 @@ def machine_info() -> str:
 
 # --------------------------------------------------------------------------------------------- report
 def render_report(rows: Sequence[dict[str, Any]], *, command: str, task: str, policies: Sequence[str],
-                  plots: Sequence[Path], plot_note: str, devices: Sequence[str] = ()) -> str:
+                  plots: Sequence[Path], plot_note: str, devices: Sequence[str] = (),
+                  dynamics: Sequence[dict[str, Any]] = ()) -> str:
+    """report.md's text. ``dynamics``: ``summarise_trace`` of each learning AugNet run, with its policy and seed."""
     ok = [r for r in rows if r.get("status") != "failed"]
     by_policy: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in ok:
@@ -223,6 +225,7 @@ def render_report(rows: Sequence[dict[str, Any]], *, command: str, task: str, po
 
     lines += _difference_section(by_policy, policies, adv)
     lines += _augnet_section(by_policy, policies, adv)
+    lines += _dynamics_section(dynamics)
 
     failed = [r for r in rows if r.get("status") == "failed"]
     if failed:
@@ -354,6 +357,50 @@ def _augnet_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequen
     header = ["policy", "baseline", f"Δ {keys[0][1]}", f"Δ {keys[0][1]} (paired)"] + [
         f"Δ {label}" for _, label in keys[1:]]
     return lines + _table(header + ["train time", "train time per model-step s"], body) + [""]
+
+
+COMMITTED_P = 0.5  # one op drawn for half the samples or more: the policy has committed to it
+
+
+def summarise_trace(trace: Sequence[dict[str, float]]) -> dict[str, Any] | None:
+    """What one AugNet run did, from its trace.csv rows (one per round; None without rounds or op columns): how
+    many rounds it logged, the share of them in which it had committed to one op (``COMMITTED_P``), the ops it
+    committed to in the order it first did, its top op, that op's probability and the normalised entropy of the
+    last round, and, with the gate or a warmup, the mean and last share of samples AugNet's op reached."""
+    ops = [k[2:] for k in (trace[0] if trace else {}) if k.startswith("p_")]
+    if not ops:
+        return None
+    tops = [max(ops, key=lambda o: row[f"p_{o}"]) for row in trace]
+    committed = [top for row, top in zip(trace, tops) if row[f"p_{top}"] >= COMMITTED_P]
+    last = trace[-1]
+    summary: dict[str, Any] = {
+        "rounds": len(trace), "committed_share": len(committed) / len(trace),
+        "committed_to": list(dict.fromkeys(committed)), "last_top": tops[-1], "last_top_p": last[f"p_{tops[-1]}"],
+        "last_entropy": last.get("entropy", math.nan)}
+    shares = [row["augmented_share"] for row in trace if "augmented_share" in row]
+    if shares:
+        summary.update(mean_share=sum(shares) / len(shares), last_share=shares[-1])
+    return summary
+
+
+def _dynamics_section(dynamics: Sequence[dict[str, Any]]) -> list[str]:
+    """One row per learning AugNet run: what it did over training (``summarise_trace``)."""
+    if not dynamics:
+        return []
+    lines = ["## What AugNet did, run by run", "",
+             "The op-probability plot averages the seeds, which hides what each run did: a run may commit to one "
+             f"op (drawn for {COMMITTED_P:.0%} of the samples or more; the uniform floor caps it at 91% over 14 "
+             "ops), a different one per seed, and the mean of such runs looks spread out. Entropy is normalised "
+             "(1: uniform). \"Share augmented\" is the share of samples AugNet's op reached (its gate or warmup; "
+             "mean over rounds / last round). Frozen runs log no rounds and are not listed.", ""]
+    body = []
+    for d in sorted(dynamics, key=lambda d: (d["policy"], int(d["seed"]))):
+        share = (f"{100 * d['mean_share']:.0f}% / {100 * d['last_share']:.0f}%" if "mean_share" in d else "all")
+        body.append([d["policy"], str(d["seed"]), str(d["rounds"]), f"{100 * d['committed_share']:.0f}%",
+                     ", ".join(d["committed_to"]) or "none", f"{d['last_top']} ({100 * d['last_top_p']:.0f}%)",
+                     f"{d['last_entropy']:.2f}", share])
+    return lines + _table(["policy", "seed", "rounds", "rounds on one op", "ops committed to",
+                           "last round: top op", "last round: entropy", "share augmented"], body) + [""]
 
 
 # --------------------------------------------------------------------------------------------- plots
@@ -534,9 +581,16 @@ def write_report(out: str | os.PathLike, rows: Sequence[dict[str, Any]], *, comm
             devices.append(json.loads(cfg.read_text(encoding="utf-8"))["device"])
         except (OSError, ValueError, KeyError):
             pass
+    dynamics = []
+    for r in rows:
+        if r.get("status") != "failed" and str(r["policy"]).startswith("augnet"):
+            summary = summarise_trace(_read_csv(out / r["run_dir"] / "trace.csv"))
+            if summary is not None:
+                dynamics.append({"policy": r["policy"], "seed": r["seed"], **summary})
     write_atomic(out / "report.md", render_report(rows, command=command, task=task, policies=policies, plots=plots,
-                                                  plot_note=note, devices=devices))
+                                                  plot_note=note, devices=devices, dynamics=dynamics))
     return [out / "results.csv", *plots, out / "report.md"]
 
 
-__all__ = ["draw_plots", "machine_info", "mean_std", "render_report", "welch_interval", "write_report"]
+__all__ = ["draw_plots", "machine_info", "mean_std", "render_report", "summarise_trace", "welch_interval",
+           "write_report"]
