@@ -1,5 +1,6 @@
 """Exact resume after SIGKILL, from the CLI, with a real child process."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -89,3 +90,21 @@ def test_a_run_resumes_with_the_augnet_it_began_with_not_todays_defaults(tmp_pat
         whole = augnet.probe_chunk is not None and augnet.probe_chunk >= augnet.probe_size
         assert augnet.gate is gate and (augnet.probe_chunk if chunk else whole) == (chunk or True), config
     assert AugNetConfig().resolved(stacked=True).probe_chunk == 32  # what an old config would have become
+
+
+def test_trace_text_is_write_csvs_text_and_reads_back_exactly(tmp_path):
+    from adaptaug.io import CsvText, numeric_rows, write_csv
+
+    gen = torch.Generator().manual_seed(0)
+    rows = [{"step": 4 * i, "reward": float(torch.randn((), generator=gen)) * 10.0 ** (i % 40 - 20), "n": -i,
+             "level": float(i)} for i in range(50)]
+    rows[7]["gate_reward_gap"] = 0.1  # a column that first appears late: every line before it gains a cell
+    rows[9]["reward"] = math.inf
+    text = CsvText()
+    for n in (0, 1, 5, 8, 8, 30, 50):  # grows, a new column at row 7, then a call with nothing new
+        write_csv(tmp_path / "t.csv", rows[:n])
+        assert text.of(rows[:n]).encode() == (tmp_path / "t.csv").read_bytes(), n
+    back = numeric_rows(text.of(rows))
+    assert back == rows  # floats bit for bit (math.inf too), missing cells stay missing
+    assert [type(r["step"]) for r in back] == [int] * 50 and type(back[0]["level"]) is float
+    assert numeric_rows(rows[:3]) == rows[:3]  # checkpoints from before held the list itself

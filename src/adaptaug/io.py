@@ -9,7 +9,7 @@ import os
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from adaptaug.errors import ConfigError, DataError
 
@@ -85,3 +85,44 @@ def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Non
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, buf.getvalue())
+
+
+class CsvText:
+    """``write_csv``'s text for rows that only grow at the end (a policy's trace), formatting only the rows added
+    since the last call: reformatting a long run's trace every epoch, for trace.csv and again for the checkpoint,
+    cost time that grew with the run (0.4 s an epoch each at 8,000 AugNet rounds)."""
+
+    def __init__(self) -> None:
+        self._fields: list[str] = []
+        self._body = ""  # the formatted rows so far
+        self._rows = 0
+
+    def of(self, rows: Sequence[Mapping[str, Any]]) -> str:
+        """The CSV text of ``rows``, whose first rows are those of the last call, unchanged."""
+        new = rows[self._rows:]
+        fields = self._fields + [k for k in dict.fromkeys(k for row in new for k in row) if k not in self._fields]
+        if len(fields) > len(self._fields) or len(rows) < self._rows:  # a new column changes every line
+            self._fields, self._body, new = fields, "", rows
+        body = io.StringIO()
+        csv.DictWriter(body, fieldnames=self._fields).writerows(new)
+        self._body += body.getvalue()
+        self._rows = len(rows)
+        header = io.StringIO()
+        csv.DictWriter(header, fieldnames=self._fields).writeheader()
+        return header.getvalue() + self._body
+
+
+def numeric_rows(saved: str | Sequence[Mapping[str, Any]]) -> list[dict[str, int | float]]:
+    """Rows of numbers from their CSV text (``CsvText``), exactly: ints stay ints, floats come back bit for bit
+    (CSV holds their shortest round-trip form), empty cells are missing keys. A list of rows (checkpoints written
+    before traces were kept as text) comes back as a list."""
+    if not isinstance(saved, str):
+        return [dict(row) for row in saved]
+
+    def number(text: str) -> int | float:
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+
+    return [{k: number(v) for k, v in row.items() if v != ""} for row in csv.DictReader(io.StringIO(saved))]
