@@ -179,3 +179,44 @@ def test_compare_takes_the_runs_patience(tmp_path):
     assert spec.config.patience == 6  # and patience is an identity field: a grid never reuses a run made with 3
     assert build_parser().parse_args(["compare", "--out", "x"]).patience is None
 
+
+
+def test_a_learning_policy_gets_its_rounds_chunks_while_batches_are_gathered_ahead():
+    """AugNet's plans are drawn at most to the end of its round, and augmentation stacks the batches of one draw
+    (which changes the augmented images), so the chunks must be those of gathering a round's rest at a time;
+    gathering itself goes `ahead` batches at a time."""
+    from adaptaug.train import _augmented
+
+    pulls = []
+
+    def batches(n):
+        for i in range(n):
+            pulls.append(i)
+            yield (torch.zeros(1),), torch.zeros(2), torch.tensor([i])
+
+    class Round:  # AugNet's plans_ahead with rounds of 4, starting one batch into a round
+        def __init__(self):
+            self.drawn = 1
+
+        def plans_ahead(self):
+            return 4 - self.drawn % 4
+
+        def sample(self, batch_size, sample_ids=None):
+            self.drawn += 1
+            return int(sample_ids)
+
+    class Task:
+        def __init__(self):
+            self.calls = []
+
+        def augment_batches(self, group, plans):
+            self.calls.append(plans)
+            return group
+
+    task, times = Task(), dict.fromkeys(("data", "augment"), 0.0)
+    steps = _augmented(task, Round(), batches(23), 16, times)
+    first = next(steps)
+    assert len(pulls) == 16 and first[1].shape == (2,)  # one gather of 16 before the first step
+    rest = list(steps)
+    assert len(rest) == 22 and len(pulls) == 23
+    assert task.calls == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9, 10], [11, 12, 13, 14], [15, 16, 17, 18], [19, 20, 21, 22]]

@@ -69,19 +69,24 @@ def _augmented(task: Task, policy: Policy, batches: Iterator[tuple], ahead: int,
     """(inputs, targets, augmented inputs, augmented targets) per training step. The policy draws each batch's
     plan in step order, as one at a time would, but up to ``ahead`` batches are augmented in one call: at
     batch 64 the kernels are launch-bound (BENCHMARKS.md). A learning policy caps the look-ahead where its
-    plans would depend on feedback not yet seen (``Policy.plans_ahead``: AugNet, the rest of its round)."""
+    plans would depend on feedback not yet seen (``Policy.plans_ahead``: AugNet, the rest of its round); its
+    batches are still gathered ``ahead`` at a time (gathering depends on no feedback)."""
+    gathered: list[tuple] = []
     while True:
-        t = time.perf_counter()
         limit = policy.plans_ahead()
-        chunk = list(itertools.islice(batches, ahead if limit is None else max(1, min(ahead, limit))))
-        if not chunk:
+        take = ahead if limit is None else max(1, min(ahead, limit))
+        if len(gathered) < take:  # the same chunks as gathering `take` at a time: stacking follows them
+            t = time.perf_counter()
+            gathered += itertools.islice(batches, ahead)
+            times["data"] += time.perf_counter() - t
+        if not gathered:
             return
         t1 = time.perf_counter()
+        chunk, gathered = gathered[:take], gathered[take:]
         with one_thread():  # one switch for the chunk's draws, not one per draw (host_threads)
             plans = [policy.sample(targets.shape[0], sample_ids=index) for _, targets, index in chunk]
         # NER ops move tags with the tokens, so the targets of the step are those augment_batches returns
         augmented = task.augment_batches([(inputs, targets) for inputs, targets, _ in chunk], plans)
-        times["data"] += t1 - t
         times["augment"] += time.perf_counter() - t1
         for (inputs, targets, _), (aug_inputs, aug_targets) in zip(chunk, augmented):
             yield inputs, targets, aug_inputs, aug_targets
