@@ -59,7 +59,8 @@ def test_cli_writes_the_run_directory(tmp_path, capsys):
     for key in ("eval_loss", "eval_accuracy", "eval_f1", "eval_runtime", "eval_samples_per_second",
                 "eval_steps_per_second", "epoch", "train_runtime", "augnet_runtime"):
         assert key in metrics, key
-    assert metrics == json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert metrics == json.loads(captured.out)
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "digits" and config["policy"] == "augnet" and config["seed"] == 1
     assert "version" in config
@@ -73,6 +74,9 @@ def test_cli_writes_the_run_directory(tmp_path, capsys):
     assert "augmented_share" in trace[0]
     probs = [float(v) for k, v in trace[-1].items() if k.startswith("p_")]
     assert abs(sum(probs) - 1) < 1e-4
+    top = max((k for k in trace[-1] if k.startswith("p_")), key=lambda k: float(trace[-1][k]))
+    assert f"AugNet: {len(trace)} rounds, " in captured.err  # what it did, in one line
+    assert f"last round: {top[2:]} at {float(trace[-1][top]):.0%}" in captured.err
     state = torch.load(out / "model.pt", weights_only=True)
     assert "classifier.weight" in state
     from adaptaug.policies.augnet import AugNetConfig

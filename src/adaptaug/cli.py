@@ -185,17 +185,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from adaptaug.report import summarise_trace
     from adaptaug.train import resume, train
 
     if args.resume:
         result = resume(args.resume, progress=not args.no_progress)
-        print(json.dumps(result.metrics, indent=2))
-        print(f"run written to {result.run_dir}", file=sys.stderr)
-        return 0
-    result = train(train_config(args), progress=not args.no_progress)
+    else:
+        result = train(train_config(args), progress=not args.no_progress)
     if result.run_dir is None:  # a data-parallel rank other than 0: rank 0 reports
         return 0
     print(json.dumps(result.metrics, indent=2))
+    summary = summarise_trace(result.trace)
+    if summary is not None:
+        committed = (f"committed to one op in {summary['committed_share']:.0%} of them "
+                     f"({', '.join(summary['committed_to'])})" if summary["committed_to"] else "never on one op")
+        print(f"AugNet: {summary['rounds']} rounds, {committed}; last round: {summary['last_top']} at "
+              f"{summary['last_top_p']:.0%}, entropy {summary['last_entropy']:.2f}"
+              + (f", applied to {summary['last_share']:.0%} of samples" if "last_share" in summary else ""),
+              file=sys.stderr)
     print(f"run written to {result.run_dir}", file=sys.stderr)
     return 0
 
