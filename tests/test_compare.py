@@ -555,3 +555,20 @@ def test_report_lists_what_each_augnet_run_did(grid):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[2] == str(expected["rounds"]) and expected["rounds"] > 0
         assert cells[5] == f"{expected['last_top']} ({100 * expected['last_top_p']:.0f}%)"
+
+
+def test_a_replayed_schedule_is_a_grid_entry(grid, tmp_path):
+    source = grid / "runs" / "augnet-s0"
+    out = tmp_path / "g"
+    args = ["compare", "--task", "digits", "--policies", f"none,replay:{source}", "--seeds", "1", "--epochs", "1",
+            "--limit", "400", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    rows = _rows(out)
+    assert [(r["policy"], r["status"]) for r in rows] == [("none", "done"), (f"replay:{source}", "done")]
+    config = json.loads((out / "runs" / "replay-augnet-s0-s0" / "config.json").read_text())
+    assert config["policy"] == f"replay:{source}"
+    replayed = list(csv.DictReader(open(out / "runs" / "replay-augnet-s0-s0" / "trace.csv")))
+    assert replayed and "source_step" in replayed[0]  # the replay's own trace: the schedule's rows as they came in
+    assert main(args) == 0 and _rows(out)[1]["status"] == "reused"  # on a rerun
+    with pytest.raises(ConfigError, match="no such run directory"):
+        GridConfig(task="digits", out=str(out), policies=f"replay:{tmp_path / 'missing'}")

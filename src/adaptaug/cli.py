@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--task", default="digits", choices=list(TASKS))
     co.add_argument("--data", default=None, help="local data path, as for train")
     co.add_argument("--policies", type=_policy_list, default=list(POLICIES),
-                    help=f"comma-separated (default: {','.join(POLICIES)}); AugNet variants: {VARIANT_SYNTAX}")
+                    help=f"comma-separated (default: {','.join(POLICIES)}); replay:RUN_DIR or replay:policy.json "
+                         f"(a schedule AugNet logged, fixed); AugNet variants: {VARIANT_SYNTAX}")
     co.add_argument("--seeds", type=_positive_int, default=3, help="seeds per policy (default 3)")
     co.add_argument("--first-seed", type=_non_negative_int, default=0, metavar="S",
                     help="the seeds are S..S+N-1 (default 0); fresh seeds replicate a finding made on others")

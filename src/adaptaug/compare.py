@@ -39,6 +39,7 @@ METRICS = "metrics.json"
 # cutouts, not their distribution; amp changes the step's precision)
 _IDENTITY_FIELDS = ("task", "data", "policy", "seed", "epochs", "batch_size", "lr", "patience", "val_size",
                     "val_whole_texts", "limit", "robustness", "amp", "augnet")
+REPLAY = "replay:"  # a schedule AugNet logged, replayed as a fixed policy (adaptaug.policies.replay)
 # identity fields added after some runs were made: what those runs used
 _ABSENT_IDENTITY = {"amp": "off", "val_whole_texts": False}
 
@@ -175,15 +176,23 @@ def augnet_variant(label: str) -> dict[str, Any] | None:
 
 
 def slug(label: str) -> str:
-    """A policy label as a folder name: ``augnet[reward=val-drop]`` -> ``augnet-reward-val-drop``."""
+    """A policy label as a folder name: ``augnet[reward=val-drop]`` -> ``augnet-reward-val-drop``;
+    ``replay:runs/x/policy.json`` -> ``replay-policy`` (the source's name, not its path)."""
+    if label.startswith(REPLAY):
+        label = "replay-" + Path(label[len(REPLAY):].rstrip("/")).stem
     return re.sub(r"[^\w-]+", "-", label).strip("-")
 
 
 def check_policy(name: str) -> None:
-    """A ConfigError unless ``name`` is a policy or an ``augnet[...]`` ablation."""
+    """A ConfigError unless ``name`` is a policy, an ``augnet[...]`` ablation or ``replay:SOURCE`` with SOURCE an
+    existing run directory or policy.json (what it holds is checked when a run loads it)."""
+    if name.startswith(REPLAY):
+        if not Path(name[len(REPLAY):]).exists():
+            raise ConfigError(f"{name}: no such run directory or policy.json")
+        return
     if name not in POLICIES and augnet_variant(name) is None:
         raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}, "
-                          f"and AugNet variants {VARIANT_SYNTAX}")
+                          f"replay:RUN_DIR or replay:policy.json, and AugNet variants {VARIANT_SYNTAX}")
 
 
 def parse_policies(text: str) -> list[str]:
