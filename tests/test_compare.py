@@ -570,5 +570,5 @@ def test_a_replayed_schedule_is_a_grid_entry(grid, tmp_path):
     replayed = list(csv.DictReader(open(out / "runs" / "replay-augnet-s0-s0" / "trace.csv")))
     assert replayed and "source_step" in replayed[0]  # the replay's own trace: the schedule's rows as they came in
     assert main(args) == 0 and _rows(out)[1]["status"] == "reused"  # on a rerun
-    with pytest.raises(ConfigError, match="no such run directory"):
+    with pytest.raises(ConfigError, match="missing does not exist"):
         GridConfig(task="digits", out=str(out), policies=f"replay:{tmp_path / 'missing'}")

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 
 from adaptaug.config import TrainConfig
 from adaptaug.errors import ConfigError
-from adaptaug.policies import POLICIES, AugNetConfig
+from adaptaug.policies import POLICIES, REPLAY, AugNetConfig
 from adaptaug.policies.augnet import augnet_as_ran
 from adaptaug.tasks import op_modality, stacks_base
 from adaptaug.report import FIXED_POLICIES  # re-exported: the baselines AugNet is measured against
@@ -39,7 +39,6 @@ METRICS = "metrics.json"
 # cutouts, not their distribution; amp changes the step's precision)
 _IDENTITY_FIELDS = ("task", "data", "policy", "seed", "epochs", "batch_size", "lr", "patience", "val_size",
                     "val_whole_texts", "limit", "robustness", "amp", "augnet")
-REPLAY = "replay:"  # a schedule AugNet logged, replayed as a fixed policy (adaptaug.policies.replay)
 # identity fields added after some runs were made: what those runs used
 _ABSENT_IDENTITY = {"amp": "off", "val_whole_texts": False}
 
@@ -184,11 +183,12 @@ def slug(label: str) -> str:
 
 
 def check_policy(name: str) -> None:
-    """A ConfigError unless ``name`` is a policy, an ``augnet[...]`` ablation or ``replay:SOURCE`` with SOURCE an
-    existing run directory or policy.json (what it holds is checked when a run loads it)."""
+    """A ConfigError unless ``name`` is a policy, an ``augnet[...]`` ablation or ``replay:SOURCE`` with SOURCE a
+    run directory or policy.json that holds a schedule (read as the runs will read it)."""
     if name.startswith(REPLAY):
-        if not Path(name[len(REPLAY):]).exists():
-            raise ConfigError(f"{name}: no such run directory or policy.json")
+        from adaptaug.policies.replay import load_schedule
+
+        load_schedule(name[len(REPLAY):])
         return
     if name not in POLICIES and augnet_variant(name) is None:
         raise ConfigError(f"unknown policy {name!r} in --policies; known policies: {', '.join(POLICIES)}, "

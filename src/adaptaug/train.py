@@ -29,7 +29,7 @@ from adaptaug.distributed import DistContext, all_reduce_sum, broadcast_, finish
 from adaptaug.errors import ConfigError
 from adaptaug.evaluate import evaluate
 from adaptaug.host_threads import one_thread
-from adaptaug.io import CsvText, read_run_config, write_atomic, write_csv, write_json
+from adaptaug.io import read_run_config, write_atomic, write_csv, write_json
 from adaptaug.policies import AugNetPolicy, Policy, build_policy
 from adaptaug.policies.augnet import augnet_as_ran
 from adaptaug.tasks import Task, build_task_of
@@ -201,7 +201,6 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         task.save_assets(run_dir)  # class names / vocabulary / tags, for `adaptaug evaluate` (adaptaug.evaluate_run)
 
     times = dict.fromkeys(("data", "augment", "model", "validation"), 0.0)
-    trace_text = CsvText()  # trace.csv is rewritten every epoch; only new rounds get formatted
     history: list[dict[str, float]] = []
     best_loss, best_state, best_epoch, bad_epochs = math.inf, None, 0, 0
     first_epoch, stopped, elapsed_before = 1, False, 0.0
@@ -273,7 +272,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         stopped = bad_epochs >= config.patience
         if write:
             write_csv(run_dir / "history.csv", history)
-            write_atomic(run_dir / "trace.csv", trace_text.of(getattr(policy, "trace", [])))
+            write_atomic(run_dir / "trace.csv", policy.trace_csv())
             save_checkpoint(run_dir, {
                 "epoch": epoch, "stopped": stopped, "elapsed": elapsed_before + time.perf_counter() - train_start,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "policy": policy.state_dict(),
@@ -311,7 +310,7 @@ def _train(config: TrainConfig, task: Task | None, progress: bool, write: bool, 
         metrics["robustness_runtime"] = round(time.perf_counter() - t, 4)
     if write:
         torch.save(model.state_dict(), run_dir / "model.pt")
-        write_atomic(run_dir / "trace.csv", trace_text.of(getattr(policy, "trace", [])))
+        write_atomic(run_dir / "trace.csv", policy.trace_csv())
         write_json(run_dir / "metrics.json", metrics)
-    return RunResult(metrics, history, list(getattr(policy, "trace", [])), run_dir if write else None, model,
+    return RunResult(metrics, history, list(policy.trace), run_dir if write else None, model,
                      config)

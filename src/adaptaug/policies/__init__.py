@@ -11,6 +11,7 @@ from adaptaug.policies.randaugment import RandAugment
 from adaptaug.policies.trivialaugment import TrivialAugment
 
 POLICIES = ("none", "standard", "randaugment", "trivialaugment", "augnet")
+REPLAY = "replay:"  # + a run directory or policy.json: a schedule AugNet logged, replayed fixed
 
 
 def build_policy(name: str, task, total_steps: int, generator: torch.Generator,
@@ -30,12 +31,12 @@ def build_policy(name: str, task, total_steps: int, generator: torch.Generator,
         return TrivialAugment(task.op_space, generator=generator, base=base)
     if name == "augnet":
         return AugNetPolicy(task.op_space, task.num_classes, total_steps, augnet, generator=generator, base=base)
-    if name.startswith("replay:"):  # a logged AugNet schedule, fixed: adaptaug.policies.replay
+    if name.startswith(REPLAY):  # a logged AugNet schedule, fixed: adaptaug.policies.replay
         from adaptaug.policies.replay import ReplayPolicy
-        return ReplayPolicy.from_source(name[len("replay:"):], task.op_space, total_steps, generator, base)
+        return ReplayPolicy.from_source(name[len(REPLAY):], task.op_space, total_steps, generator, base)
     raise ConfigError(f"unknown policy {name!r}; known policies: {', '.join(POLICIES)}, replay:RUN_DIR, "
                       "replay:policy.json")
 
 
-__all__ = ["POLICIES", "AugNet", "AugNetConfig", "AugNetPolicy", "NoAugment", "Policy", "RandAugment",
+__all__ = ["POLICIES", "REPLAY", "AugNet", "AugNetConfig", "AugNetPolicy", "NoAugment", "Policy", "RandAugment",
            "StandardAugment", "TrivialAugment", "build_policy", "make_plan"]

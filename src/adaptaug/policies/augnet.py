@@ -26,7 +26,7 @@ from adaptaug.augment import NO_OP, AugPlan, apply_plan
 from adaptaug.errors import ConfigError
 from adaptaug.feedback import SAMPLE_FEATURES, STATE_FEATURES, FeedbackTracker
 from adaptaug.host_threads import one_thread
-from adaptaug.io import CsvText, numeric_rows
+from adaptaug.io import numeric_rows
 from adaptaug.ops.space import OpSpace
 from adaptaug.policies.base import Policy, draw_seed, make_plan, random_signs
 from adaptaug.rewards import Reward, RoundData, StepRecord, get_reward, standardised
@@ -263,8 +263,6 @@ class AugNetPolicy(Policy):
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, foreach=True)
         self.tracker = FeedbackTracker(num_classes, total_steps)
         self.has_magnitude = torch.tensor([s.has_magnitude for s in space.specs])
-        self.trace: list[dict[str, float]] = []
-        self._trace_text = CsvText()  # the trace as checkpoints keep it: text, formatted once per round logged
         self.runtime_s = 0.0  # AugNet's own cost: sampling, feedback, probe, updates
         self._model: nn.Module | None = None
         self._pending: list[StepRecord] = []
@@ -688,7 +686,7 @@ class AugNetPolicy(Policy):
             tracker=self.tracker.state_dict(), buffer=dict(self._buffer), baseline=self._baseline,
             probe_loss=self._probe_loss, rounds_done=self._rounds_done, probe_result=self._probe_result,
             chunk_results=dict(self._chunk_results), next_chunk=self._next_chunk,
-            state=self._state, trace=self._trace_text.of(self.trace), loss_memory=self._loss_memory,
+            state=self._state, trace=self.trace_csv(), loss_memory=self._loss_memory,
             runtime_s=self.runtime_s, batches_drawn=self._batches_drawn,
             fresh=(self._fresh, self._previous_fresh), gate_buffer=dict(self._gate_buffer),
             pending=[{k: v for k, v in vars(s).items()} for s in self._pending],

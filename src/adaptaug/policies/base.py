@@ -11,6 +11,7 @@ import torch
 
 from adaptaug.augment import NO_OP, AugPlan
 from adaptaug.host_threads import one_thread
+from adaptaug.io import CsvText
 from adaptaug.ops.space import OpSpace
 
 # RandAugment and TrivialAugment quantise the level into 31 bins (torchvision's num_magnitude_bins).
@@ -47,6 +48,13 @@ class Policy:
     def __init__(self, generator: torch.Generator | None = None, base: "Policy | None" = None) -> None:
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.base = base  # e.g. crop+flip applied before the policy's own ops, as the papers do
+        self.trace: list[dict[str, float]] = []  # what the policy logs as it goes (AugNet: a row per round)
+        self._trace_text = CsvText()
+
+    def trace_csv(self) -> str:
+        """The trace as CSV text, for trace.csv and checkpoints alike: rows are only appended, so only the rows
+        logged since the last call get formatted (io.CsvText)."""
+        return self._trace_text.of(self.trace)
 
     def sample(self, batch_size: int, sample_ids: torch.Tensor | None = None) -> AugPlan:
         """A plan for the next batch. ``sample_ids`` (B,): the samples' positions in the training split, for

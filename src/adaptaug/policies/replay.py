@@ -50,7 +50,7 @@ import torch
 
 from adaptaug.augment import NO_OP, AugPlan
 from adaptaug.errors import ConfigError
-from adaptaug.io import CsvText, numeric_rows, read_run_config
+from adaptaug.io import numeric_rows, read_run_config
 from adaptaug.ops.space import OpSpace
 from adaptaug.policies.augnet import augnet_as_ran
 from adaptaug.policies.base import Policy, draw_seed, make_plan, random_signs
@@ -231,8 +231,6 @@ class ReplayPolicy(Policy):
         means = torch.tensor(self.schedule.levels, dtype=torch.float64)
         self._means, self._half = means, torch.minimum(means, 1 - means)  # (R, K) window centre, half-width
         self.step = 0  # plans sampled so far
-        self.trace: list[dict[str, float]] = []
-        self._trace_text = CsvText()  # the trace as checkpoints keep it (io.CsvText)
         self._active = self._row_at(0)
 
     @classmethod
@@ -287,7 +285,7 @@ class ReplayPolicy(Policy):
         return plan
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "step": self.step, "trace": self._trace_text.of(self.trace)}
+        return {**super().state_dict(), "step": self.step, "trace": self.trace_csv()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
