@@ -42,13 +42,14 @@ from adaptaug.data.images import (_check_limit, _val_count, cache_dir, hash_name
 from adaptaug.data.vocab import PAD, UNK, Vocab
 from adaptaug.data.whole_texts import inside, whole_texts
 from adaptaug.errors import ConfigError, DataError, OfflineError
+from adaptaug.host_threads import one_thread
 from adaptaug.io import text_lines
 
 log = logging.getLogger(__name__)
 
 # Bump when tokenisation or the cached layout changes: old cache files then stop matching.
 TEXT_CACHE_VERSION = "adaptaug-text-cache-v1"
-SYNONYM_CACHE_VERSION = "adaptaug-synonyms-v1"
+SYNONYM_CACHE_VERSION = "adaptaug-synonyms-v2"  # v2: the co-occurrence table built on one thread
 
 
 # --------------------------------------------------------------------------------------------- tokeniser
@@ -471,6 +472,19 @@ def cooccurrence_synonyms(ids: torch.Tensor, lengths: torch.Tensor, labels: torc
     ``polarity_tolerance`` of the word's: distributional neighbours put antonyms side by side ("good", "bad"),
     and replacing one with the other flips a sentiment label.
     """
+    import sklearn.utils.extmath  # noqa: F401  loaded first: threadpoolctl limits only the BLAS already loaded
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    # one thread for BLAS and torch: near ties among the similarities flip with a multi-threaded summation
+    # order, and a reordered candidate list changes every draw after it (8 of 6,013 rows of an SST-2 table
+    # reordered between one and two BLAS threads), so the table, the runs and their cache must not depend on the host
+    with threadpool_limits(limits=1), one_thread():
+        return _cooccurrence_table(ids, lengths, labels, vocab_size, k, window, dim, top_words, min_similarity,
+                                   polarity_tolerance, seed)
+
+
+def _cooccurrence_table(ids, lengths, labels, vocab_size: int, k: int, window: int, dim: int, top_words: int,
+                        min_similarity: float, polarity_tolerance: float, seed: int) -> np.ndarray:
     import scipy.sparse as sp
     from sklearn.utils.extmath import randomized_svd
 
