@@ -535,13 +535,22 @@ def test_trace_summary_says_which_ops_a_run_committed_to_and_when():
     trace = [round_(0.3, 0.4, 0.3, 0.5), round_(0.2, 0.7, 0.1, 0.3), round_(0.6, 0.3, 0.1, 0.1),
              round_(0.2, 0.5, 0.3, 0.1)]
     s = summarise_trace(trace)
-    assert s["rounds"] == 4 and s["committed_share"] == 0.75  # rounds 2-4 have an op at 0.5 or more
+    assert s["rounds"] == 4 and s["ops"] == 3 and s["committed_share"] == 0.75  # rounds 2-4: an op at 0.5 or more
     assert s["committed_to"] == ["B", "A"]  # in the order it first committed; B's return is not repeated
     assert (s["last_top"], s["last_top_p"], s["last_entropy"]) == ("B", 0.5, 0.5)
     assert s["mean_share"] == pytest.approx(0.25) and s["last_share"] == 0.1
     ungated = summarise_trace([{k: v for k, v in r.items() if k != "augmented_share"} for r in trace])
     assert "mean_share" not in ungated
     assert summarise_trace([]) is None and summarise_trace([{"step": 1.0}]) is None  # frozen: no rounds
+
+
+def test_run_by_run_section_states_the_cap_for_its_op_spaces():
+    from adaptaug.report import _dynamics_section
+
+    row = {"policy": "augnet", "seed": 0, "rounds": 3, "committed_share": 1.0, "committed_to": ["A"],
+           "last_top": "A", "last_top_p": 0.9, "last_entropy": 0.2}
+    text = "\n".join(_dynamics_section([{**row, "ops": 6}, {**row, "seed": 1, "ops": 14}]))
+    assert "caps it at 92% over 6 ops, 91% over 14 ops" in text  # 0.9 + 0.1 / n at the default floor
 
 
 def test_report_lists_what_each_augnet_run_did(grid):

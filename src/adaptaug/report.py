@@ -374,7 +374,7 @@ def summarise_trace(trace: Sequence[dict[str, float]]) -> dict[str, Any] | None:
     committed = [top for row, top in zip(trace, tops) if row[f"p_{top}"] >= COMMITTED_P]
     last = trace[-1]
     summary: dict[str, Any] = {
-        "rounds": len(trace), "committed_share": len(committed) / len(trace),
+        "rounds": len(trace), "ops": len(ops), "committed_share": len(committed) / len(trace),
         "committed_to": list(dict.fromkeys(committed)), "last_top": tops[-1], "last_top_p": last[f"p_{tops[-1]}"],
         "last_entropy": last.get("entropy", math.nan)}
     shares = [row["augmented_share"] for row in trace if "augmented_share" in row]
@@ -387,10 +387,14 @@ def _dynamics_section(dynamics: Sequence[dict[str, Any]]) -> list[str]:
     """One row per learning AugNet run: what it did over training (``summarise_trace``)."""
     if not dynamics:
         return []
+    from adaptaug.policies.augnet import AugNetConfig
+
+    floor = AugNetConfig().uniform_floor
+    caps = ", ".join(f"{1 - floor + floor / n:.0%} over {n} ops" for n in sorted({d["ops"] for d in dynamics}))
     lines = ["## What AugNet did, run by run", "",
              "The op-probability plot averages the seeds, which hides what each run did: a run may commit to one "
-             f"op (drawn for {COMMITTED_P:.0%} of the samples or more; the uniform floor caps it at 91% over 14 "
-             "ops), a different one per seed, and the mean of such runs looks spread out. Entropy is normalised "
+             f"op (drawn for {COMMITTED_P:.0%} of the samples or more; the default uniform floor, {floor}, caps it "
+             f"at {caps}), a different one per seed, and the mean of such runs looks spread out. Entropy is normalised "
              "(1: uniform). \"Share augmented\" is the share of samples AugNet's op reached (its gate or warmup; "
              "mean over rounds / last round). Frozen runs log no rounds and are not listed.", ""]
     body = []
