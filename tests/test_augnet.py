@@ -90,7 +90,10 @@ class PaysForApplying:
 
 @pytest.mark.parametrize("applying", [True, False])
 def test_gate_learns_whether_to_augment_and_leaves_the_ops_alone(applying):
-    policy = _run_policy(PaysForApplying(applying), rounds=60, gate=True)
+    # no entropy bonus: its gradient at the uniform distribution is float noise (2e-9 per logit, not equal across
+    # SIMD lanes), which Adam's scale invariance turns into real steps once nothing else moves the op head; on an
+    # AMD EPYC that noise moved the ops to [0.215 x 4, 0.070 x 2]. Without it the op head must not move at all.
+    policy = _run_policy(PaysForApplying(applying), rounds=60, gate=True, entropy_coef=0.0)
     share = policy.augmented_share
     assert (share > 0.8) if applying else (share < 0.2), share  # starts at 0.5
     assert [row["augmented_share"] for row in policy.trace][-1] == pytest.approx(share)
@@ -99,7 +102,7 @@ def test_gate_learns_whether_to_augment_and_leaves_the_ops_alone(applying):
     assert len(gaps) > 50 and set(gaps) == {1.0 if applying else -1.0}, set(gaps)
     # among the augmented samples the reward is constant: no op is credited with what the gate earned
     probs = torch.tensor(list(policy.op_probabilities.values()))
-    assert (probs - 1 / len(SPACE)).abs().max() < 0.03, probs
+    assert (probs - 1 / len(SPACE)).abs().max() < 1e-6, probs
     restored = AugNetPolicy(SPACE, 10, total_steps=240, config=policy.config)
     restored.load_state_dict(policy.state_dict())
     assert restored.augmented_share == pytest.approx(share)
