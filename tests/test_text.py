@@ -310,6 +310,38 @@ def test_cooccurrence_synonyms_do_not_depend_on_the_thread_count(tmp_path: Path)
     np.testing.assert_array_equal(tables[0], tables[1])
 
 
+def _wndb(path: Path, *synsets: list[str]) -> None:
+    """A WordNet 3.0 data file (wndb(5)): licence lines start with two spaces; a synset line is offset, lexicographer
+    file, type, w_cnt (two hex digits), word/lex_id pairs, then pointers and a gloss."""
+    lines = ["  1 This software and database is being provided to you, the LICENSEE, by", "  2 Princeton University"]
+    for i, words in enumerate(synsets):
+        pairs = " ".join(f"{w} 0" for w in words)
+        lines.append(f"{i:08d} 00 n {len(words):02x} {pairs} 000 | a gloss with words like good and dog")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_wordnet_reader_on_database_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adaptaug.data.text import wordnet_dir, wordnet_synonyms
+    from adaptaug.data.vocab import Vocab
+
+    vocab = Vocab(["<pad>", "<unk>", "good", "dog", "fine", "hound", "plenty", "galore", "big"])
+    _wndb(tmp_path / "data.noun", ["dog", "domestic_dog", "hound"], ["Dog", "canis_familiaris"])
+    _wndb(tmp_path / "data.adj", ["good", "fine", "galore(ip)", "plenty"],
+          [f"w{i}" for i in range(9)] + ["big", "good"])  # 11 words: w_cnt "0b", hex
+    _wndb(tmp_path / "data.verb")
+    _wndb(tmp_path / "data.adv")
+    monkeypatch.setenv("ADAPTAUG_WORDNET_DIR", str(tmp_path))
+    assert wordnet_dir() == tmp_path
+    table = wordnet_synonyms(vocab, k=3)
+    got = {vocab.itos[i]: [vocab.itos[j] for j in row if j >= 0] for i, row in enumerate(table.tolist())}
+    assert got["dog"] == ["hound"] and got["hound"] == ["dog"]  # multi-word lemmas and case folded in, no self
+    assert got["good"] == ["fine", "plenty", "galore"]  # the adjective marker stripped; commonest ids first, k=3
+    assert got["galore"] == ["good", "fine", "plenty"] and got["big"] == ["good"]  # the 11-word synset read whole
+    assert got["<pad>"] == got["<unk>"] == []
+    (tmp_path / "data.adv").unlink()
+    assert wordnet_dir() is None or wordnet_dir() != tmp_path  # an incomplete folder is not WordNet
+
+
 def test_polarity_filter_keeps_neighbours_with_the_same_label_odds() -> None:
     # words 2 and 3 share contexts, 2 only in positive texts, 3 only in negative ones; 4 and 5 are neutral twins
     texts = [[2, 6, 7], [3, 6, 7], [4, 6, 7], [5, 6, 7], [6, 2, 7], [6, 3, 7], [6, 4, 7], [6, 5, 7]] * 20
