@@ -472,73 +472,65 @@ def cooccurrence_synonyms(ids: torch.Tensor, lengths: torch.Tensor, labels: torc
     ``polarity_tolerance`` of the word's: distributional neighbours put antonyms side by side ("good", "bad"),
     and replacing one with the other flips a sentiment label.
     """
-    import sklearn.utils.extmath  # noqa: F401  loaded first: threadpoolctl limits only the BLAS already loaded
+    import scipy.sparse as sp
+    from sklearn.utils.extmath import randomized_svd  # loads BLAS first: threadpoolctl limits only loaded ones
     from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     # one thread for BLAS and torch: near ties among the similarities flip with a multi-threaded summation
     # order, and a reordered candidate list changes every draw after it (8 of 6,013 rows of an SST-2 table
     # reordered between one and two BLAS threads), so the table, the runs and their cache must not depend on the host
     with threadpool_limits(limits=1), one_thread():
-        return _cooccurrence_table(ids, lengths, labels, vocab_size, k, window, dim, top_words, min_similarity,
-                                   polarity_tolerance, seed)
-
-
-def _cooccurrence_table(ids, lengths, labels, vocab_size: int, k: int, window: int, dim: int, top_words: int,
-                        min_similarity: float, polarity_tolerance: float, seed: int) -> np.ndarray:
-    import scipy.sparse as sp
-    from sklearn.utils.extmath import randomized_svd
-
-    n = min(vocab_size, top_words)
-    x = ids.numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
-    lens = lengths.numpy() if isinstance(lengths, torch.Tensor) else np.asarray(lengths)
-    valid = np.arange(x.shape[1])[None, :] < lens[:, None]
-    x = np.where(valid & (x >= 2) & (x < n), x, -1)  # pad, unk and rare words are no one's context
-    rows, cols = [], []
-    for d in range(1, window + 1):  # a loop over offsets, not over texts
-        a, b = x[:, :-d].ravel(), x[:, d:].ravel()
-        keep = (a >= 0) & (b >= 0)
-        rows += [a[keep], b[keep]]
-        cols += [b[keep], a[keep]]  # symmetric window
-    table = np.full((vocab_size, k), -1, dtype=np.int64)
-    if not rows or sum(r.size for r in rows) == 0:
+        n = min(vocab_size, top_words)
+        x = ids.numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+        lens = lengths.numpy() if isinstance(lengths, torch.Tensor) else np.asarray(lengths)
+        valid = np.arange(x.shape[1])[None, :] < lens[:, None]
+        x = np.where(valid & (x >= 2) & (x < n), x, -1)  # pad, unk and rare words are no one's context
+        rows, cols = [], []
+        for d in range(1, window + 1):  # a loop over offsets, not over texts
+            a, b = x[:, :-d].ravel(), x[:, d:].ravel()
+            keep = (a >= 0) & (b >= 0)
+            rows += [a[keep], b[keep]]
+            cols += [b[keep], a[keep]]  # symmetric window
+        table = np.full((vocab_size, k), -1, dtype=np.int64)
+        if not rows or sum(r.size for r in rows) == 0:
+            return table
+        r, c = np.concatenate(rows).astype(np.int32), np.concatenate(cols).astype(np.int32)
+        counts = sp.coo_matrix((np.ones(r.shape[0], dtype=np.float32), (r, c)), shape=(n, n)).tocsr()
+        counts.sum_duplicates()
+        row_sum = np.asarray(counts.sum(1)).ravel()
+        ctx = np.asarray(counts.sum(0)).ravel() ** 0.75
+        coo = counts.tocoo()
+        pmi = np.log(coo.data * ctx.sum() / (row_sum[coo.row] * ctx[coo.col]))
+        keep = pmi > 0
+        ppmi = sp.csr_matrix((pmi[keep].astype(np.float32), (coo.row[keep], coo.col[keep])), shape=(n, n))
+        u, s, _ = randomized_svd(ppmi, n_components=min(dim, n - 1), random_state=seed)
+        emb = torch.from_numpy((u * np.sqrt(s)).astype(np.float32))
+        emb = emb / emb.norm(dim=1, keepdim=True).clamp_min(1e-8)  # (n, dim) unit rows
+        seen = torch.from_numpy(row_sum > 0)
+        polarity = None
+        if labels is not None:
+            y = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+            yy = np.broadcast_to(y[:, None], x.shape)
+            in_top = x >= 0
+            pos = np.bincount(x[in_top & (yy == 1)], minlength=n).astype(np.float64)
+            neg = np.bincount(x[in_top & (yy == 0)], minlength=n).astype(np.float64)
+            prior = np.log((pos.sum() + 1) / (neg.sum() + 1))
+            polarity = torch.from_numpy(np.log((pos + 1) / (neg + 1)) - prior).float()  # (n,) add-one log-odds
+        out = torch.full((n, k), -1, dtype=torch.long)
+        for start in range(0, n, 1024):  # chunks of rows bound the (chunk, n) similarity matrix
+            sim = emb[start:start + 1024] @ emb.T  # (c, n) cosine
+            rows_idx = torch.arange(start, min(start + 1024, n))
+            sim[torch.arange(sim.shape[0]), rows_idx] = -2.0  # never yourself
+            sim[:, ~seen] = -2.0
+            sim[:, :2] = -2.0  # never <pad> or <unk>
+            if polarity is not None:
+                sim[(polarity[rows_idx, None] - polarity[None, :]).abs() > polarity_tolerance] = -2.0
+            best, idx = sim.topk(min(k, n), dim=1)
+            out[start:start + sim.shape[0], : idx.shape[1]] = torch.where(best >= min_similarity, idx, -1)
+        out[:2] = -1
+        table[:n] = out.numpy()
+        # candidates first, -1 after: topk is sorted, and a -1 can only follow a lower similarity
         return table
-    r, c = np.concatenate(rows).astype(np.int32), np.concatenate(cols).astype(np.int32)
-    counts = sp.coo_matrix((np.ones(r.shape[0], dtype=np.float32), (r, c)), shape=(n, n)).tocsr()
-    counts.sum_duplicates()
-    row_sum = np.asarray(counts.sum(1)).ravel()
-    ctx = np.asarray(counts.sum(0)).ravel() ** 0.75
-    coo = counts.tocoo()
-    pmi = np.log(coo.data * ctx.sum() / (row_sum[coo.row] * ctx[coo.col]))
-    keep = pmi > 0
-    ppmi = sp.csr_matrix((pmi[keep].astype(np.float32), (coo.row[keep], coo.col[keep])), shape=(n, n))
-    u, s, _ = randomized_svd(ppmi, n_components=min(dim, n - 1), random_state=seed)
-    emb = torch.from_numpy((u * np.sqrt(s)).astype(np.float32))
-    emb = emb / emb.norm(dim=1, keepdim=True).clamp_min(1e-8)  # (n, dim) unit rows
-    seen = torch.from_numpy(row_sum > 0)
-    polarity = None
-    if labels is not None:
-        y = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-        yy = np.broadcast_to(y[:, None], x.shape)
-        in_top = x >= 0
-        pos = np.bincount(x[in_top & (yy == 1)], minlength=n).astype(np.float64)
-        neg = np.bincount(x[in_top & (yy == 0)], minlength=n).astype(np.float64)
-        prior = np.log((pos.sum() + 1) / (neg.sum() + 1))
-        polarity = torch.from_numpy(np.log((pos + 1) / (neg + 1)) - prior).float()  # (n,) add-one log-odds
-    out = torch.full((n, k), -1, dtype=torch.long)
-    for start in range(0, n, 1024):  # chunks of rows bound the (chunk, n) similarity matrix
-        sim = emb[start:start + 1024] @ emb.T  # (c, n) cosine
-        rows_idx = torch.arange(start, min(start + 1024, n))
-        sim[torch.arange(sim.shape[0]), rows_idx] = -2.0  # never yourself
-        sim[:, ~seen] = -2.0
-        sim[:, :2] = -2.0  # never <pad> or <unk>
-        if polarity is not None:
-            sim[(polarity[rows_idx, None] - polarity[None, :]).abs() > polarity_tolerance] = -2.0
-        best, idx = sim.topk(min(k, n), dim=1)
-        out[start:start + sim.shape[0], : idx.shape[1]] = torch.where(best >= min_similarity, idx, -1)
-    out[:2] = -1
-    table[:n] = out.numpy()
-    # candidates first, -1 after: topk is sorted, and a -1 can only follow a lower similarity
-    return table
 
 
 def build_synonyms(source: str, vocab: Vocab, train: TextDataset, key: str, seed: int = 0,
