@@ -615,6 +615,36 @@ def test_long_rounds_keep_augnet_from_drifting_on_noise_and_still_learn():
     assert rigged.op_probabilities["Brightness"] > 0.8
 
 
+def test_trust_region_bounds_each_policy_step_and_slows_drift_on_noise():
+    """With max_kl every policy step moves AugNet's distribution (ops, bins, gate) on the step's states by at most
+    max_kl; on pure noise, where the default collapses onto one op within 300 rounds, the policy stays near
+    uniform, and a rigged reward and a rigged gate are still learnt within 100 rounds."""
+    moves = []
+
+    def watch(p):
+        original = p._within_trust_region
+
+        def bounded(before, rows, old):
+            original(before, rows, old)
+            moves.append(p._policy_kl(old, p._distributions(rows)))
+        p._within_trust_region = bounded
+
+    max_kl = 0.0003
+    noise = _run_policy(_Noise(2), rounds=300, seed=2, gate=True, max_kl=max_kl, on_policy=watch)
+    assert len(moves) == 300 and max(moves) <= max_kl, max(moves)
+    assert 0 < noise.trust_region_cuts < 300  # some steps were cut, not all undone
+    assert noise.trace[-1]["trust_region_cuts"] == noise.trust_region_cuts
+    assert min(row["entropy"] for row in noise.trace) > 0.8  # the default falls below 0.3 (test above)
+    rigged = _run_policy(PaysFor(SPACE.index("Brightness")), rounds=100, gate=True, max_kl=max_kl)
+    assert rigged.op_probabilities["Brightness"] > 0.7  # uniform: 1/6
+    assert _run_policy(PaysForApplying(False), rounds=100, gate=True, max_kl=max_kl).augmented_share < 0.1
+    restored = AugNetPolicy(SPACE, 10, total_steps=400, config=rigged.config)
+    restored.load_state_dict(rigged.state_dict())
+    assert restored.trust_region_cuts == rigged.trust_region_cuts > 0
+    with pytest.raises(ConfigError, match="max_kl"):
+        AugNetConfig(max_kl=0.0)
+
+
 def test_without_a_warmup_fresh_updates_change_nothing():
     traces = []
     for fresh in (True, False):

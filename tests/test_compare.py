@@ -327,6 +327,8 @@ def test_augnet_ablations_are_grid_entries(tmp_path):
     assert [specs[k].config.augnet.gate for k in ("augnet", "augnet[gate]", "augnet[no_gate]")] == [None, True, False]
     assert specs["augnet[lr=0.003]"].config.augnet.lr == 0.003
     assert specs["augnet[probe_chunk=32]"].config.augnet.probe_chunk == 32
+    trust = run_specs(replace(grid, policies=("augnet[max_kl=0.0003]",)))[0]
+    assert trust.run_dir.name == "augnet-max_kl-0-0003-s0" and trust.config.augnet.max_kl == 0.0003
     two = run_specs(replace(grid, policies=("augnet[slots=2]",)))[0]
     assert two.run_dir.name == "augnet-slots-2-s0" and two.config.augnet.slots == 2
     long_rounds = run_specs(replace(grid, policies=("augnet[update_every=32][minibatch=2048][buffer_size=2048]",)))[0]
@@ -343,7 +345,7 @@ def test_augnet_ablations_are_grid_entries(tmp_path):
     for bad in ("augnet[reward=nope]", "augnet[without=nope]", "augnet[fast]", "augnet[probe_every=0]",
                 "augnet[probe_every=1.5]", "augnet[uniform_floor=1.0]", "augnet[probe_every=4][probe_every=8]",
                 "augnet[frozen][frozen]", "augnet[probe_every=4]x", "augnet[]", "augnet[lr=0]",
-                "augnet[probe_chunk=0]", "augnet[narrow][narrow]"):
+                "augnet[probe_chunk=0]", "augnet[narrow][narrow]", "augnet[max_kl=0]"):
         with pytest.raises(ConfigError):
             parse_policies(f"none,{bad}")
 

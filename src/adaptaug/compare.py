@@ -133,7 +133,8 @@ class CompareResult:
 # augnet[probe_every=4][probe_size=64]
 _NUMERIC_FIELDS: dict[str, type] = {"lr": float, "probe_every": int, "probe_size": int, "probe_chunk": int,
                                     "minibatch": int, "entropy_coef": float, "uniform_floor": float,
-                                    "warmup": float, "update_every": int, "buffer_size": int, "slots": int}
+                                    "warmup": float, "update_every": int, "buffer_size": int, "slots": int,
+                                    "max_kl": float}
 # settings without a value: the AugNetConfig field each one sets, and to what
 _FLAGS: dict[str, tuple[str, bool]] = {"frozen": ("learn", False), "per_sample": ("per_sample", True),
                                        "narrow": ("wide", False), "fresh": ("fresh_updates", True),
