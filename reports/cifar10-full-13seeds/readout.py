@@ -2,15 +2,14 @@
 
 Pools seeds 0-8 (`../cifar10-full-probe-every/nine-seeds-results.csv`, where the default ran under its explicit name
 `augnet[probe_every=4]`) with seeds 9-12 (`results.csv`), and prints Welch intervals at 95% and at the level the plan
-corrects for repeated looks, paired intervals, and per-policy means. Needs scipy (a scikit-learn dependency).
+corrects for repeated looks, paired intervals, and per-policy means (adaptaug.report's interval helpers).
 """
 from __future__ import annotations
 
 import csv
-import statistics
 from pathlib import Path
 
-from scipy import stats
+from adaptaug.report import mean_std, paired_interval, welch_interval
 
 HERE = Path(__file__).resolve().parent
 FILES = (HERE.parent / "cifar10-full-probe-every" / "nine-seeds-results.csv", HERE / "results.csv")
@@ -31,25 +30,14 @@ def column(rows, policy: str, seeds, name: str) -> list[float]:
     return [100 * float(rows[(policy, seed)][name]) for seed in seeds]
 
 
-def welch(a: list[float], b: list[float], level: float) -> tuple[float, float]:
-    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(level)
-    return interval.low, interval.high
-
-
-def paired(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float]:
-    diff = [x - y for x, y in zip(a, b)]
-    half = stats.t.ppf(0.5 + level / 2, len(diff) - 1) * statistics.stdev(diff) / len(diff) ** 0.5
-    return statistics.mean(diff) - half, statistics.mean(diff) + half
-
-
 def compare(rows, base: str, seeds, looks: int, name: str = "eval_accuracy") -> None:
     a, b = column(rows, "augnet", seeds, name), column(rows, base, seeds, name)
     corrected = 1 - 0.05 / looks
-    low, high = welch(a, b, 0.95)
-    c_low, c_high = welch(a, b, corrected)
-    p_low, p_high = paired(a, b)
+    diff, low, high = welch_interval(a, b)
+    _, c_low, c_high = welch_interval(a, b, corrected)
+    _, p_low, p_high, _ = paired_interval(dict(enumerate(a)), dict(enumerate(b)))
     ahead = sum(x > y for x, y in zip(a, b))
-    print(f"  augnet - {base:14s} {name:32s} {statistics.mean(a) - statistics.mean(b):+.2f} "
+    print(f"  augnet - {base:14s} {name:32s} {diff:+.2f} "
           f"Welch 95% [{low:+.2f}, {high:+.2f}], {100 * corrected:.2f}% [{c_low:+.2f}, {c_high:+.2f}], "
           f"paired 95% [{p_low:+.2f}, {p_high:+.2f}], ahead {ahead}/{len(a)}")
 
@@ -58,9 +46,9 @@ def describe(rows, policy: str, seeds) -> None:
     test, val = column(rows, policy, seeds, "eval_accuracy"), column(rows, policy, seeds, "best_val_accuracy")
     pgd = column(rows, policy, seeds, "eval_robust_pgd_eps2_accuracy")
     early = sum(int(float(rows[(policy, s)]["best_epoch"])) < 20 for s in seeds)
-    print(f"  {policy:14s} val {statistics.mean(val):.2f} ± {statistics.stdev(val):.2f}  "
-          f"test {statistics.mean(test):.2f} ± {statistics.stdev(test):.2f}  "
-          f"PGD 2/255 {statistics.mean(pgd):.2f} ± {statistics.stdev(pgd):.2f}  best epoch < 20: {early}/{len(seeds)}")
+    figures = "  ".join(f"{label} {m:.2f} ± {sd:.2f}" for label, (m, sd) in
+                        (("val", mean_std(val)), ("test", mean_std(test)), ("PGD 2/255", mean_std(pgd))))
+    print(f"  {policy:14s} {figures}  best epoch < 20: {early}/{len(seeds)}")
 
 
 def main() -> None:

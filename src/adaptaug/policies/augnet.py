@@ -348,24 +348,18 @@ class AugNetPolicy(Policy):
 
     def _within_trust_region(self, before: list[torch.Tensor], rows: torch.Tensor, old: tuple) -> None:
         """Shrink the step just taken (parameters ``before`` -> now) by halves until the policy on ``rows`` moved
-        by at most ``max_kl`` from ``old``; undo it if ten halvings do not get there."""
+        by at most ``max_kl`` from ``old``; undo it (scale 0) if ten halvings do not get there."""
         if self._policy_kl(old, self._distributions(rows)) <= self.config.max_kl:
             return
         params = list(self.net.parameters())
         steps = [p.detach() - b for p, b in zip(params, before)]
-        scale = 0.5
-        for _ in range(10):
-            with torch.no_grad():
+        for scale in [0.5 ** k for k in range(1, 11)] + [0.0]:
+            with torch.no_grad():  # in place, so Adam's state stays with the same tensors
                 for p, b, d in zip(params, before, steps):
                     p.copy_(b + scale * d)
-            if self._policy_kl(old, self._distributions(rows)) <= self.config.max_kl:
+            if scale == 0.0 or self._policy_kl(old, self._distributions(rows)) <= self.config.max_kl:
                 self.trust_region_cuts += 1
                 return
-            scale /= 2
-        with torch.no_grad():
-            for p, b in zip(params, before):
-                p.copy_(b)
-        self.trust_region_cuts += 1
 
     def _state_rows(self, sample_ids: torch.Tensor | None, batch_size: int) -> torch.Tensor:
         """(B, F): the round's state, and in per-sample mode each sample's hardness (0 when unknown)."""
