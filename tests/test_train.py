@@ -97,8 +97,27 @@ def test_cli_augnet_options_reach_the_config(tmp_path):
     assert augnet["wide"] is False
 
 
+def test_train_policy_takes_compare_variant_labels():
+    """`train --policy 'augnet[...]'` runs what compare runs for the same label; other AugNet options add to it."""
+    from adaptaug.cli import build_parser, train_config
+    from adaptaug.compare import augnet_variant
+    from adaptaug.policies.augnet import AugNetConfig
+
+    parse = build_parser().parse_args
+    label = "augnet[max_kl=0.0001][uniform_floor=0.2][without=gap]"
+    config = train_config(parse(["train", "--policy", label]))
+    assert config.policy == "augnet" and config.augnet == AugNetConfig(**augnet_variant(label))
+    assert (config.augnet.max_kl, config.augnet.uniform_floor, config.augnet.drop_features) == (1e-4, 0.2, ("gap",))
+    config = train_config(parse(["train", "--policy", "augnet[frozen]", "--augnet-probe-size", "64", "--frozen-augnet"]))
+    assert (config.augnet.learn, config.augnet.probe_size) == (False, 64)  # the same value set twice is no clash
+    assert train_config(parse(["train"])).augnet == AugNetConfig()  # no options: AugNetConfig's own defaults
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--policy", "magic"], "invalid choice: 'magic'"),
+    (["train", "--policy", "augnet[colour=1]"], "invalid AugNet variant 'augnet[colour=1]'"),
+    (["train", "--policy", "augnet[uniform_floor=2]"], "uniform_floor must be in [0, 1), got 2.0"),
+    (["train", "--policy", "augnet[no_gate]", "--augnet-gate"], "set AugNet's gate differently"),
     (["train", "--task", "nope"], "invalid choice: 'nope'"),
     (["train", "--epochs", "0"], "expected a positive integer, got '0'"),
     (["train", "--lr", "-1"], "expected a positive number, got '-1'"),

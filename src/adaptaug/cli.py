@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from adaptaug import __version__
-from adaptaug.errors import AdaptaugError
+from adaptaug.errors import AdaptaugError, ConfigError
 
 if TYPE_CHECKING:  # the CLI imports torch-heavy modules lazily, when a command needs them
     from adaptaug.config import TrainConfig
@@ -78,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train one model under one policy (default command)")
     tr.add_argument("--task", default="digits", choices=list(TASKS), help="default: digits (embedded)")
     tr.add_argument("--data", default=None, help="local data path (IDX folder, image-folder tree)")
-    tr.add_argument("--policy", default="augnet", type=_train_policy, metavar="{%s,replay:PATH}" % ",".join(POLICIES),
-                    help="a policy, or replay:RUN_DIR / replay:policy.json (a logged AugNet schedule, fixed)")
+    tr.add_argument("--policy", default="augnet", type=_train_policy,
+                    metavar="{%s,augnet[...],replay:PATH}" % ",".join(POLICIES),
+                    help="a policy; an AugNet variant as compare names it, e.g. 'augnet[max_kl=0.0001]'; or "
+                         "replay:RUN_DIR / replay:policy.json (a logged AugNet schedule, fixed)")
     tr.add_argument("--epochs", type=_positive_int, default=50, help="upper bound; early stopping (default 50)")
     tr.add_argument("--batch-size", type=_positive_int, default=64)
     tr.add_argument("--lr", type=_positive_float, default=5e-4, help="Adam learning rate (default 5e-4)")
@@ -210,36 +212,55 @@ def _train(args: argparse.Namespace) -> int:
 
 def train_config(args: argparse.Namespace) -> "TrainConfig":
     """The TrainConfig that ``adaptaug train``'s parsed arguments ask for."""
+    from adaptaug.compare import augnet_variant
     from adaptaug.config import TrainConfig
     from adaptaug.policies.augnet import AugNetConfig
 
-    return TrainConfig(task=args.task, data=args.data, policy=args.policy, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, out=args.out,
-                       patience=args.patience, limit=args.limit, val_size=args.val_size,
-                       val_whole_texts=args.val_whole_texts,
-                       robustness=not args.no_robustness,
+    options = _augnet_options(args)
+    variant = augnet_variant(args.policy)  # None for a plain policy name
+    if variant is not None:  # run as compare runs the same label: policy augnet, the brackets' fields set
+        clash = [k for k in variant if k in options and options[k] != variant[k]]
+        if clash:
+            raise ConfigError(f"--policy {args.policy} and the --augnet-*/--reward options set AugNet's "
+                              f"{', '.join(clash)} differently; set each field once")
+        options |= variant
+    return TrainConfig(task=args.task, data=args.data, policy="augnet" if variant else args.policy,
+                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+                       out=args.out, patience=args.patience, limit=args.limit, val_size=args.val_size,
+                       val_whole_texts=args.val_whole_texts, robustness=not args.no_robustness,
                        compile=args.compile or args.compile_mode is not None,  # a mode implies compiling
                        compile_mode=args.compile_mode or "default", amp=args.amp, channels_last=args.channels_last,
-                       augment_ahead=args.augment_ahead, augnet=AugNetConfig(**_augnet_options(args)))
+                       augment_ahead=args.augment_ahead, augnet=AugNetConfig(**options))
 
 
 def _augnet_options(args: argparse.Namespace) -> dict:
-    """AugNetConfig fields the command line set; the rest keep AugNetConfig's defaults."""
+    """AugNetConfig fields the command line's --augnet-*/--reward options set; the rest keep AugNetConfig's
+    defaults."""
     given = {"lr": args.augnet_lr, "reward": args.reward, "probe_every": args.augnet_probe_every,
              "probe_size": args.augnet_probe_size, "probe_chunk": args.augnet_probe_chunk,
              "warmup": args.augnet_warmup, "slots": args.augnet_slots}
-    options = {k: v for k, v in given.items() if v is not None}
-    return options | {"learn": not args.frozen_augnet, "per_sample": args.augnet_per_sample, "gate": args.augnet_gate,
-                      "probe_bf16": args.augnet_probe_bf16, "wide": not args.augnet_narrow,
-                      "drop_features": tuple(args.augnet_without)}
+    switches = {"learn": False if args.frozen_augnet else None, "per_sample": args.augnet_per_sample or None,
+                "gate": args.augnet_gate, "probe_bf16": args.augnet_probe_bf16 or None,
+                "wide": False if args.augnet_narrow else None, "drop_features": tuple(args.augnet_without) or None}
+    return {k: v for k, v in (given | switches).items() if v is not None}
 
 
 def _train_policy(text: str) -> str:
-    """A known policy name, or ``replay:PATH`` (checked now, PATH made absolute for config.json / resume)."""
+    """A known policy name, an ``augnet[...]`` variant as compare reads it, or ``replay:PATH`` (each checked now;
+    PATH made absolute for config.json / resume)."""
     from adaptaug.policies import POLICIES
 
     if text in POLICIES:
         return text
+    if text.startswith("augnet["):
+        from adaptaug.compare import VARIANT_SYNTAX, augnet_variant
+
+        try:
+            if augnet_variant(text) is not None:
+                return text
+        except AdaptaugError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        raise argparse.ArgumentTypeError(f"invalid AugNet variant {text!r}; variants are {VARIANT_SYNTAX}")
     if text.startswith("replay:") and text[len("replay:"):].strip():
         from pathlib import Path
 
@@ -251,8 +272,8 @@ def _train_policy(text: str) -> str:
         except AdaptaugError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
         return f"replay:{path}"
-    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(POLICIES)}, replay:RUN_DIR, "
-                                     "replay:policy.json)")
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(POLICIES)}, augnet[...], "
+                                     "replay:RUN_DIR, replay:policy.json)")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
