@@ -2,12 +2,16 @@
 
 The plan (`../cifar10-5k-trust-region/PLAN.md`, stage 2) decides on validation only: `augnet[max_kl=0.0001]` becomes
 the image default if its validation mean is above the default's and it is ahead at 4 or more of the 6 seeds (paired
-by seed). Test, PGD, early stops and cost are printed as information.
+by seed). Test, PGD, early stops and cost are printed as information, and, after the run (exploratory, not in the
+plan), PGD's difference adjusted for how long each run trained.
 """
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+
+import numpy as np
+from scipy import stats
 
 from adaptaug.report import mean_std, paired_interval, welch_interval
 
@@ -49,6 +53,21 @@ def compare(rows, name: str) -> tuple[float, int]:
     return diff, ahead
 
 
+def pgd_adjusted_for_training_length(rows) -> None:
+    """Least squares over the 12 runs, PGD ~ 1 + best epoch + (trust region): is the PGD gap only longer training?"""
+    runs = [rows[(policy, seed)] for policy in (DEFAULT, TRUST) for seed in SEEDS]
+    pgd = np.array([100 * float(r["eval_robust_pgd_eps2_accuracy"]) for r in runs])
+    epoch = np.array([float(r["best_epoch"]) for r in runs])
+    design = np.column_stack([np.ones(len(runs)), epoch, [r["policy"] == TRUST for r in runs]]).astype(float)
+    coef, *_ = np.linalg.lstsq(design, pgd, rcond=None)
+    dof = len(runs) - design.shape[1]
+    resid = pgd - design @ coef
+    se = np.sqrt(resid @ resid / dof * np.linalg.inv(design.T @ design).diagonal())
+    half = stats.t.ppf(0.975, dof) * se[2]
+    print(f"  exploratory: r(best epoch, PGD) {np.corrcoef(epoch, pgd)[0, 1]:+.2f}; PGD {coef[1]:+.3f} per epoch; "
+          f"{TRUST} adjusted for best epoch {coef[2]:+.2f} [{coef[2] - half:+.2f}, {coef[2] + half:+.2f}]")
+
+
 def main() -> None:
     rows = load()
     print("seeds 13-18, full CIFAR-10, 50 epochs")
@@ -59,6 +78,7 @@ def main() -> None:
         compare(rows, name)
     verdict = "becomes the image default" if diff > 0 and ahead >= 4 else "stays an option"
     print(f"decision (validation mean above and ahead at 4+ of 6): {TRUST} {verdict}")
+    pgd_adjusted_for_training_length(rows)
 
 
 if __name__ == "__main__":
