@@ -43,3 +43,14 @@ def test_overlapping_grids_are_refused(tmp_path):
     b = _write(tmp_path / "b.csv", [("augnet", 3, 0.6)])
     with pytest.raises(SystemExit, match="augnet seed 3 is also in an earlier file"):
         pooled_report.pooled_rows([a, b], ["augnet"])
+
+
+def test_finished_runs_pools_results_files_keyed_by_policy_and_seed(tmp_path):
+    from adaptaug.report import finished_runs
+
+    header = "policy,seed,status,eval_accuracy\n"
+    (tmp_path / "a.csv").write_text(header + "augnet,0,done,0.70\naugnet,1,failed,\nstandard,0,reused,0.74\n")
+    (tmp_path / "b.csv").write_text(header + "augnet,0,done,0.72\naugnet,2,done,0.71\n")
+    rows = finished_runs(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert sorted(rows) == [("augnet", 0), ("augnet", 2), ("standard", 0)]  # the failed run left out
+    assert rows[("augnet", 0)]["eval_accuracy"] == "0.72"  # the later file's row for the same run

@@ -6,10 +6,9 @@ corrects for repeated looks, paired intervals, and per-policy means (adaptaug.re
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from adaptaug.report import mean_std, paired_interval, welch_interval
+from adaptaug.report import finished_runs, mean_std, paired_interval, welch_interval
 
 HERE = Path(__file__).resolve().parent
 FILES = (HERE.parent / "cifar10-full-probe-every" / "nine-seeds-results.csv", HERE / "results.csv")
@@ -17,13 +16,7 @@ SAME_POLICY = {"augnet[probe_every=4]": "augnet"}  # the default's explicit name
 
 
 def load() -> dict[tuple[str, int], dict[str, str]]:
-    rows = {}
-    for path in FILES:
-        with open(path, newline="") as handle:
-            for row in csv.DictReader(handle):
-                if row["status"] in ("done", "reused"):
-                    rows[(SAME_POLICY.get(row["policy"], row["policy"]), int(row["seed"]))] = row
-    return rows
+    return {(SAME_POLICY.get(policy, policy), seed): row for (policy, seed), row in finished_runs(*FILES).items()}
 
 
 def column(rows, policy: str, seeds, name: str) -> list[float]:

@@ -5,28 +5,17 @@ Crop+flip (`standard`, results.csv here) against the default and the trust regio
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from adaptaug.report import mean_std, paired_interval
+from adaptaug.report import finished_runs, mean_std, paired_interval
 
 HERE = Path(__file__).resolve().parent
 FILES = (HERE / "results.csv", HERE.parent / "cifar10-full-trust-region" / "results.csv")
 BASE = "standard"
 
 
-def load() -> dict[tuple[str, int], dict[str, str]]:
-    rows = {}
-    for path in FILES:
-        with open(path, newline="") as handle:
-            for row in csv.DictReader(handle):
-                if row["status"] in ("done", "reused"):
-                    rows[(row["policy"], int(row["seed"]))] = row
-    return rows
-
-
 def main() -> None:
-    rows = load()
+    rows = finished_runs(*FILES)
     seeds = sorted(seed for policy, seed in rows if policy == BASE)
     print(f"seeds {seeds}, full CIFAR-10, 50 epochs")
     for policy in (BASE, "augnet", "augnet[max_kl=0.0001]"):

@@ -7,23 +7,16 @@ plan), PGD's difference adjusted for how long each run trained.
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from adaptaug.report import mean_std, paired_interval, welch_interval
+from adaptaug.report import finished_runs, mean_std, paired_interval, welch_interval
 
 HERE = Path(__file__).resolve().parent
 DEFAULT, TRUST = "augnet", "augnet[max_kl=0.0001]"
 SEEDS = range(13, 19)
-
-
-def load() -> dict[tuple[str, int], dict[str, str]]:
-    with open(HERE / "results.csv", newline="") as handle:
-        return {(row["policy"], int(row["seed"])): row for row in csv.DictReader(handle)
-                if row["status"] in ("done", "reused")}
 
 
 def column(rows, policy: str, name: str) -> list[float]:
@@ -69,7 +62,7 @@ def pgd_adjusted_for_training_length(rows) -> None:
 
 
 def main() -> None:
-    rows = load()
+    rows = finished_runs(HERE / "results.csv")
     print("seeds 13-18, full CIFAR-10, 50 epochs")
     for policy in (DEFAULT, TRUST):
         describe(rows, policy)

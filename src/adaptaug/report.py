@@ -47,6 +47,18 @@ def _floats(rows: Iterable[dict[str, Any]], key: str) -> list[float]:
     return out
 
 
+def finished_runs(*paths: str | Path) -> dict[tuple[str, int], dict[str, str]]:
+    """The rows of ``compare``'s results.csv files whose run finished (status done or reused), keyed by (policy,
+    seed), as read-out scripts pool grids; a later file's row for the same run replaces an earlier one's."""
+    rows = {}
+    for path in paths:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row["status"] in ("done", "reused"):
+                    rows[(row["policy"], int(row["seed"]))] = row
+    return rows
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof 1; 0 for one value, nan for none)."""
     n = len(values)
