@@ -7,7 +7,7 @@ from torch import nn
 
 from adaptaug.errors import ConfigError
 from adaptaug.ops.space import OpSpace, OpSpec, OP_REGISTRY, register_op
-from adaptaug.policies.augnet import GATED_PROBE_CHUNK, GATED_PROBE_EVERY, AugNetConfig, AugNetPolicy
+from adaptaug.policies.augnet import GATED_PROBE_CHUNK, GATED_PROBE_EVERY, AugNet, AugNetConfig, AugNetPolicy
 from adaptaug.rewards import RoundData, get_reward
 
 import pytest
@@ -88,12 +88,15 @@ class PaysForApplying:
         return [(s.applied == self.applying).float() for s in data.steps]
 
 
+@pytest.mark.parametrize("free_gate", [False, True])
 @pytest.mark.parametrize("applying", [True, False])
-def test_gate_learns_whether_to_augment_and_leaves_the_ops_alone(applying):
+def test_gate_learns_whether_to_augment_and_leaves_the_ops_alone(applying, free_gate):
     # no entropy bonus: its gradient at the uniform distribution is float noise (2e-9 per logit, not equal across
     # SIMD lanes), which Adam's scale invariance turns into real steps once nothing else moves the op head; on an
     # AMD EPYC that noise moved the ops to [0.215 x 4, 0.070 x 2]. Without it the op head must not move at all.
-    policy = _run_policy(PaysForApplying(applying), rounds=60, gate=True, entropy_coef=0.0)
+    # a free gate is one weight, which an Adam step moves by about lr: 0.5 -> 0.88 takes some 250 rounds
+    rounds = 300 if free_gate else 60
+    policy = _run_policy(PaysForApplying(applying), rounds=rounds, gate=True, entropy_coef=0.0, free_gate=free_gate)
     share = policy.augmented_share
     assert (share > 0.8) if applying else (share < 0.2), share  # starts at 0.5
     assert [row["augmented_share"] for row in policy.trace][-1] == pytest.approx(share)
@@ -103,9 +106,37 @@ def test_gate_learns_whether_to_augment_and_leaves_the_ops_alone(applying):
     # among the augmented samples the reward is constant: no op is credited with what the gate earned
     probs = torch.tensor(list(policy.op_probabilities.values()))
     assert (probs - 1 / len(SPACE)).abs().max() < 1e-6, probs
-    restored = AugNetPolicy(SPACE, 10, total_steps=240, config=policy.config)
+    restored = AugNetPolicy(SPACE, 10, total_steps=rounds * 4, config=policy.config)
     restored.load_state_dict(policy.state_dict())
     assert restored.augmented_share == pytest.approx(share)
+
+
+def test_free_gate_is_one_logit_that_the_op_heads_cannot_move():
+    net = AugNet(num_features=8, num_ops=6, num_bins=10, gate=True, free_gate=True)
+    assert net.gate_head is None
+    with torch.no_grad():
+        net.gate_logit.fill_(1.5)
+    states = torch.randn(5, 8)
+    op_logits, mag_logits, gate_logit = net.heads(states)
+    assert torch.equal(gate_logit, torch.full((5,), 1.5))  # the same for every state
+    # an op-and-magnitude loss reaches no gate weight, and a gate loss no weight of the MLP or its op heads
+    (op_logits.square().sum() + mag_logits.square().sum()).backward()
+    assert net.gate_logit.grad is None
+    net.zero_grad(set_to_none=True)
+    net.heads(states)[2].sum().backward()
+    assert net.gate_logit.grad == pytest.approx(5.0)
+    assert all(p.grad is None for name, p in net.named_parameters() if name != "gate_logit")
+    # the shared gate, by contrast, is a head on the MLP's features
+    shared = AugNet(num_features=8, num_ops=6, num_bins=10, gate=True)
+    assert shared.gate_logit is None and shared.gate_head is not None
+
+
+@pytest.mark.parametrize("fields", [{"gate": False}, {"warmup": 0.5}])
+def test_free_gate_without_the_gate_is_a_clear_error(fields):
+    with pytest.raises(ConfigError, match="free_gate"):
+        AugNetConfig(free_gate=True, **fields).resolved(stacked=True)
+    with pytest.raises(ConfigError, match="free_gate"):
+        AugNetConfig(free_gate=True).resolved(stacked=False)  # text: no base augmentation, the gate is off
 
 
 def test_gate_under_a_constant_reward_stays_near_half():

@@ -329,6 +329,8 @@ def test_augnet_ablations_are_grid_entries(tmp_path):
     assert specs["augnet[probe_chunk=32]"].config.augnet.probe_chunk == 32
     trust = run_specs(replace(grid, policies=("augnet[max_kl=0.0003]",)))[0]
     assert trust.run_dir.name == "augnet-max_kl-0-0003-s0" and trust.config.augnet.max_kl == 0.0003
+    free = run_specs(replace(grid, policies=("augnet[free_gate]",)))[0]
+    assert free.run_dir.name == "augnet-free_gate-s0" and free.config.augnet.free_gate is True
     two = run_specs(replace(grid, policies=("augnet[slots=2]",)))[0]
     assert two.run_dir.name == "augnet-slots-2-s0" and two.config.augnet.slots == 2
     long_rounds = run_specs(replace(grid, policies=("augnet[update_every=32][minibatch=2048][buffer_size=2048]",)))[0]

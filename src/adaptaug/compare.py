@@ -129,6 +129,7 @@ class CompareResult:
 # AugNet variants as grid entries, one setting per bracket, brackets chained: augnet[frozen], augnet[per_sample],
 # augnet[narrow] (RandAugment's magnitude ranges), augnet[fresh] (with a warmup, policy steps wait for fresh
 # transitions), augnet[gate] / augnet[no_gate] (the gate forced on / off; by default on image tasks),
+# augnet[free_gate] (the gate one logit of its own, not a head on AugNet's features),
 # augnet[probe_bf16], augnet[reward=NAME], augnet[without=FEATURE] and numeric AugNetConfig fields, e.g.
 # augnet[probe_every=4][probe_size=64]
 _NUMERIC_FIELDS: dict[str, type] = {"lr": float, "probe_every": int, "probe_size": int, "probe_chunk": int,
@@ -139,6 +140,7 @@ _NUMERIC_FIELDS: dict[str, type] = {"lr": float, "probe_every": int, "probe_size
 _FLAGS: dict[str, tuple[str, bool]] = {"frozen": ("learn", False), "per_sample": ("per_sample", True),
                                        "narrow": ("wide", False), "fresh": ("fresh_updates", True),
                                        "gate": ("gate", True), "no_gate": ("gate", False),
+                                       "free_gate": ("free_gate", True),
                                        "probe_bf16": ("probe_bf16", True)}
 _SETTING = r"\[(?:%s|reward=[\w-]+|without=\w+|(?:%s)=\d+(?:\.\d+)?)\]" % ("|".join(_FLAGS), "|".join(_NUMERIC_FIELDS))
 _VARIANT = re.compile(r"augnet(?:%s)+" % _SETTING)

@@ -99,6 +99,11 @@ class AugNetConfig:
     # no augmentation at all: it passed its rule on CIFAR-10 (subset and full task) and failed it on SST-2
     # (reports/augnet-gate/, reports/cifar10-full-gate/)
     gate: bool | None = None
+    # the gate as one learned logit of its own instead of a head on the MLP's features: the op heads' updates then
+    # cannot move it, nor it them. On the full CIFAR-10 12 of the 15 times the gate's share moved by more than 0.3
+    # within an epoch (after the first), the op AugNet had committed to changed within half an epoch of it (13% of
+    # all such windows hold a change); the jumps preceded early stops (reports/cifar10-full-free-gate/PLAN.md)
+    free_gate: bool = False
     # ops per sample, each drawn from the round's distribution on its own, one after another (RandAugment's N): the
     # sample's reward credits every one of its draws. None (default): TEXT_SLOTS on text classification, 1 elsewhere.
     # On SST-2 two ops passed their rule on a validation split of whole sentences (74.08 against 70.93, ahead 5/5;
@@ -150,6 +155,8 @@ class AugNetConfig:
             raise ConfigError("AugNet's gate is one decision per round; it does not combine with per_sample")
         if self.gate and self.reward == "val-drop":
             raise ConfigError("AugNet's gate learns from per-sample rewards; the val-drop reward is one per round")
+        if self.free_gate and self.gate is False:
+            raise ConfigError("AugNet's free_gate is a form of the gate, which is set off here")
 
     def resolved(self, stacked: bool, modality: str | None = "image") -> "AugNetConfig":
         """This config with ``gate``, ``probe_chunk``, ``probe_every`` and ``slots`` decided. The gate: as given,
@@ -164,6 +171,9 @@ class AugNetConfig:
         probe_chunk = GATED_PROBE_CHUNK if gate and self.probe_chunk is None else self.probe_chunk
         probe_every = self.probe_every if self.probe_every is not None else (GATED_PROBE_EVERY if gate else 1)
         slots = self.slots if self.slots is not None else (TEXT_SLOTS if modality == "text" else 1)
+        if self.free_gate and not gate:
+            raise ConfigError("AugNet's free_gate needs the gate, which is off here (no base augmentation to fall back "
+                              "on, or a warmup, per_sample or the val-drop reward rules it out)")
         return replace(self, gate=gate, probe_chunk=probe_chunk, probe_every=probe_every, slots=slots)
 
 
@@ -176,7 +186,7 @@ ABSENT_FIELD_MEANS: dict[str, Any] = {
     "buffer_size": 512, "entropy_coef": 0.01, "uniform_floor": 0.1, "probe_size": 256, "probe_every": 1,
     "probe_chunk": None, "reward": "cosine", "wide": True, "learn": True, "per_sample": False,
     "drop_features": (), "warmup": 0.0, "fresh_updates": False, "gate": False, "probe_bf16": False,
-    "slots": 1, "max_kl": None,
+    "slots": 1, "max_kl": None, "free_gate": False,
 }
 
 
@@ -215,10 +225,11 @@ class Action(NamedTuple):
 
 class AugNet(nn.Module):
     """MLP state -> (op logits (N, K), magnitude-bin logits (N, K, M)); heads start at zero (uniform). With
-    ``gate``, a third head gives one logit (N,) for "apply the op at all" (``heads``)."""
+    ``gate``, a third head gives one logit (N,) for "apply the op at all" (``heads``); with ``free_gate`` that logit
+    is one parameter of its own, the same for every state."""
 
     def __init__(self, num_features: int, num_ops: int, num_bins: int, hidden: Sequence[int] = (64, 32),
-                 gate: bool = False) -> None:
+                 gate: bool = False, free_gate: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = num_features
@@ -228,7 +239,8 @@ class AugNet(nn.Module):
         self.body = nn.Sequential(*layers)
         self.op_head = nn.Linear(width, num_ops)
         self.magnitude_head = nn.Linear(width, num_ops * num_bins)
-        self.gate_head = nn.Linear(width, 1) if gate else None  # absent otherwise: older checkpoints still load
+        self.gate_head = nn.Linear(width, 1) if gate and not free_gate else None  # absent: older checkpoints load
+        self.gate_logit = nn.Parameter(torch.zeros(())) if gate and free_gate else None
         for head in (self.op_head, self.magnitude_head, self.gate_head):
             if head is not None:
                 nn.init.zeros_(head.weight)
@@ -244,6 +256,8 @@ class AugNet(nn.Module):
         op_logits = self.op_head(h)  # (N, K) one logit per op
         mag_logits = self.magnitude_head(h).view(-1, self.num_ops, self.num_bins)  # (N, K, M)
         gate_logit = self.gate_head(h).squeeze(-1) if self.gate_head is not None else None  # (N,)
+        if self.gate_logit is not None:
+            gate_logit = self.gate_logit.expand(h.shape[0])
         return op_logits, mag_logits, gate_logit
 
 
@@ -267,7 +281,8 @@ class AugNetPolicy(Policy):
         self.space, self.config = space, config
         self.reward: Reward = get_reward(self.config.reward)
         self.features = STATE_FEATURES + (SAMPLE_FEATURES if self.config.per_sample else ())
-        self.net = AugNet(len(self.features), len(space), self.config.num_bins, self.config.hidden, self.config.gate)
+        self.net = AugNet(len(self.features), len(space), self.config.num_bins, self.config.hidden, self.config.gate,
+                          self.config.free_gate)
         # foreach: one call per Adam op over all of the net's tensors instead of a Python loop over them (on the
         # CPU torch defaults to the loop); the same numbers bit for bit (checked over 60 rounds of the tests' harness)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, foreach=True)
