@@ -119,6 +119,8 @@ def test_free_gate_is_one_logit_that_the_op_heads_cannot_move():
     states = torch.randn(5, 8)
     op_logits, mag_logits, gate_logit = net.heads(states)
     assert torch.equal(gate_logit, torch.full((5,), 1.5))  # the same for every state
+    with torch.no_grad():  # as AugNet reads its distributions: nothing that keeps a graph
+        assert not net.heads(states)[2].requires_grad
     # an op-and-magnitude loss reaches no gate weight, and a gate loss no weight of the MLP or its op heads
     (op_logits.square().sum() + mag_logits.square().sum()).backward()
     assert net.gate_logit.grad is None

@@ -257,7 +257,7 @@ class AugNet(nn.Module):
         mag_logits = self.magnitude_head(h).view(-1, self.num_ops, self.num_bins)  # (N, K, M)
         gate_logit = self.gate_head(h).squeeze(-1) if self.gate_head is not None else None  # (N,)
         if self.gate_logit is not None:
-            gate_logit = self.gate_logit.expand(h.shape[0])
+            gate_logit = self.gate_logit.repeat(h.shape[0])  # a copy: a view of it would require grad under no_grad
         return op_logits, mag_logits, gate_logit
 
 
