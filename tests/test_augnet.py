@@ -131,6 +131,12 @@ def test_free_gate_is_one_logit_that_the_op_heads_cannot_move():
     # the shared gate, by contrast, is a head on the MLP's features
     shared = AugNet(num_features=8, num_ops=6, num_bins=10, gate=True)
     assert shared.gate_logit is None and shared.gate_head is not None
+    # the policy builds it over a base augmentation and says so in its repr (config.json's policy_repr)
+    from adaptaug.policies.fixed import StandardAugment
+    policy = AugNetPolicy(SPACE, 10, total_steps=40, config=AugNetConfig(free_gate=True),
+                          base=StandardAugment(generator=torch.Generator().manual_seed(0)))
+    assert policy.net.gate_logit is not None and policy.net.gate_head is None
+    assert "gate=True, free_gate=True" in repr(policy)
 
 
 @pytest.mark.parametrize("fields", [{"gate": False}, {"warmup": 0.5}])

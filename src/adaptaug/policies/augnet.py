@@ -165,7 +165,8 @@ class AugNetConfig:
         samples or rules the gate out. The probe chunk: as given, or, when None, GATED_PROBE_CHUNK under the gate
         and None (the whole probe) without it. The probe's cadence: as given, or, when None, GATED_PROBE_EVERY under
         the gate and 1 without it. The slots: as given, or, when None, TEXT_SLOTS where the ops' ``modality`` is
-        "text" and 1 elsewhere. Resolving twice changes nothing."""
+        "text" and 1 elsewhere. ``free_gate`` where the gate resolves off is a ConfigError. Resolving twice changes
+        nothing."""
         gate = self.gate
         if gate is None:
             gate = stacked and self.warmup == 0 and not self.per_sample and self.reward != "val-drop"
@@ -787,7 +788,7 @@ class AugNetPolicy(Policy):
         c = self.config
         return (f"ops={len(self.space)}, reward={self.reward.name!r}, lr={c.lr}, update_every={c.update_every}, "
                 f"bins={c.num_bins}, learn={c.learn}" + (", per_sample=True" if c.per_sample else "")
-                + (", gate=True" if c.gate else ""))
+                + (", gate=True" if c.gate else "") + (", free_gate=True" if c.free_gate else ""))
 
 
 def _appended(buffer: dict[str, torch.Tensor], new: dict[str, torch.Tensor], cap: int) -> dict[str, torch.Tensor]:
