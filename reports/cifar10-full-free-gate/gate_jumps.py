@@ -3,36 +3,27 @@
     python reports/cifar10-full-free-gate/gate_jumps.py RUN_DIR [RUN_DIR ...]
 
 A jump: the gate's share of augmented samples (trace.csv's augmented_share) moves by more than 0.3 between a round
-and the round one epoch later, after the first epoch. "Committed op": the op AugNet draws for more than half the
-samples (none if no op does). A jump "comes with an op change" when the committed op is not the same over the
-window from half an epoch before it to half an epoch after it. The base rate is that share over all such windows
-of the same runs, stepped by half an epoch. The runs' folders are not committed; the committed reports name their
-commands.
+and the round one epoch later, after the first epoch. "Committed op": the op AugNet draws for half the samples or
+more (`adaptaug.report.committed_ops`; none if no op does). A jump "comes with an op change" when the committed op is
+not the same from half an epoch before the jump's first round to half an epoch after its last. The base rate is that
+share over all such windows of the same runs, stepped by half an epoch. The runs' folders are not committed; the
+committed reports name their commands.
 """
-import csv
 import sys
 from pathlib import Path
 
+from adaptaug.report import _read_csv, committed_ops
+
 STEPS_PER_EPOCH = 704  # CIFAR-10's 45,000 training images in batches of 64
-ROUND_STEPS = 4  # the rounds the traces were written at (one row per round)
-
-
-def committed_ops(rows: list[dict[str, str]]) -> list[str | None]:
-    ops = []
-    for row in rows:
-        probs = {key[2:]: float(value) for key, value in row.items() if key.startswith("p_")}
-        top = max(probs, key=probs.get)
-        ops.append(top if probs[top] > 0.5 else None)
-    return ops
 
 
 def main(run_dirs: list[str]) -> None:
-    per_epoch = STEPS_PER_EPOCH // ROUND_STEPS
-    half = per_epoch // 2
     jumps = with_change = windows = windows_with_change = 0
     for run_dir in run_dirs:
-        rows = list(csv.DictReader(open(Path(run_dir) / "trace.csv")))
-        share = [float(r["augmented_share"]) for r in rows]
+        rows = _read_csv(Path(run_dir) / "trace.csv")
+        per_epoch = STEPS_PER_EPOCH // int(rows[1]["step"] - rows[0]["step"])  # rounds per epoch (one row per round)
+        half = per_epoch // 2
+        share = [r["augmented_share"] for r in rows]
         ops = committed_ops(rows)
         changed = lambda i: len(set(ops[max(0, i - half):i + per_epoch + half + 1])) > 1  # noqa: E731
         events, i = [], per_epoch

@@ -374,20 +374,32 @@ def _augnet_section(by_policy: dict[str, list[dict[str, Any]]], policies: Sequen
 COMMITTED_P = 0.5  # one op drawn for half the samples or more: the policy has committed to it
 
 
+def _op_names(trace: Sequence[dict[str, float]]) -> list[str]:
+    return [k[2:] for k in (trace[0] if trace else {}) if k.startswith("p_")]
+
+
+def committed_ops(trace: Sequence[dict[str, float]]) -> list[str | None]:
+    """Per trace.csv row (one per round), the op AugNet had committed to (drawn for ``COMMITTED_P`` of the samples or
+    more), or None where no op had that share."""
+    ops = _op_names(trace)
+    tops = [max(ops, key=lambda o: row[f"p_{o}"]) for row in trace] if ops else [None] * len(trace)
+    return [top if top is not None and row[f"p_{top}"] >= COMMITTED_P else None for row, top in zip(trace, tops)]
+
+
 def summarise_trace(trace: Sequence[dict[str, float]]) -> dict[str, Any] | None:
     """What one AugNet run did, from its trace.csv rows (one per round; None without rounds or op columns): how
     many rounds it logged, the share of them in which it had committed to one op (``COMMITTED_P``), the ops it
     committed to in the order it first did, its top op, that op's probability and the normalised entropy of the
     last round, and, with the gate or a warmup, the mean and last share of samples AugNet's op reached."""
-    ops = [k[2:] for k in (trace[0] if trace else {}) if k.startswith("p_")]
+    ops = _op_names(trace)
     if not ops:
         return None
-    tops = [max(ops, key=lambda o: row[f"p_{o}"]) for row in trace]
-    committed = [top for row, top in zip(trace, tops) if row[f"p_{top}"] >= COMMITTED_P]
+    committed = [op for op in committed_ops(trace) if op is not None]
     last = trace[-1]
+    last_top = max(ops, key=lambda o: last[f"p_{o}"])
     summary: dict[str, Any] = {
         "rounds": len(trace), "ops": len(ops), "committed_share": len(committed) / len(trace),
-        "committed_to": list(dict.fromkeys(committed)), "last_top": tops[-1], "last_top_p": last[f"p_{tops[-1]}"],
+        "committed_to": list(dict.fromkeys(committed)), "last_top": last_top, "last_top_p": last[f"p_{last_top}"],
         "last_entropy": last.get("entropy", math.nan)}
     shares = [row["augmented_share"] for row in trace if "augmented_share" in row]
     if shares:
